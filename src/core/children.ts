@@ -1,0 +1,143 @@
+// The entries of the index being built, and the pure decisions over them: unwrapping,
+// platform filtering, duplicate handling and which attestations follow which image.
+import {
+  ATTESTATION_DIGEST_KEY,
+  isAttestationDescriptor,
+  isManifestDescriptor,
+  looksLikeBuildCache,
+  ManifestError,
+  type Descriptor,
+  type IndexManifest,
+  type RawManifest
+} from './manifest.js'
+import { isIndexType } from './mediatypes.js'
+import { formatPlatformFull, isUnknownPlatform, platformKey, platformMatches, type Platform } from './platform.js'
+import type { Repository } from './reference.js'
+
+export interface Child {
+  kind: 'image' | 'attestation'
+  /** The descriptor as it goes into the index (platform, annotations and artifactType kept). */
+  descriptor: Descriptor
+  /** Where the manifest lives now, for copying it into target repositories. */
+  source: Repository
+  /** The source as the user wrote it, for messages and the summary. */
+  sourceInput: string
+  /** For attestations: the digest of the image they describe. */
+  subject?: string
+  /** A manifest made by this run (strip-provenance); pushed from these bytes, not copied. */
+  rewritten?: RawManifest
+}
+
+export type EntryRole = 'image' | 'attestation' | 'nested-index' | 'unplatformed'
+
+/** Classifies an index's entries in order; throws for a build cache "index" whose entries are blobs. */
+export function unwrapIndex(index: IndexManifest, where: string): Array<{ role: EntryRole; descriptor: Descriptor }> {
+  if (looksLikeBuildCache(index)) {
+    throw new ManifestError(
+      `${where}: this is a build cache, not an image (its entries are layer blobs, as written by --cache-to type=registry); pass the image's digest instead`
+    )
+  }
+  return index.manifests.map((d) => {
+    if (!isManifestDescriptor(d)) {
+      throw new ManifestError(`${where}: entry ${d.digest} has media type ${d.mediaType}, which is not a manifest`)
+    }
+    const role: EntryRole = isAttestationDescriptor(d)
+      ? 'attestation'
+      : isIndexType(d.mediaType)
+        ? 'nested-index'
+        : isUnknownPlatform(d.platform)
+          ? 'unplatformed'
+          : 'image'
+    return { role, descriptor: d }
+  })
+}
+
+export function attestationSubject(d: Descriptor): string | undefined {
+  return d.annotations?.[ATTESTATION_DIGEST_KEY]
+}
+
+export type OnDuplicate = 'error' | 'first' | 'last'
+export type AttestationMode = 'keep' | 'strip' | 'strip-provenance'
+
+export interface SelectOptions {
+  platforms?: Platform[]
+  onDuplicate: OnDuplicate
+  attestations: AttestationMode
+}
+
+export interface Selection {
+  children: Child[]
+  /** One line per decision, for the grouped log. */
+  decisions: string[]
+}
+
+/**
+ * Chooses the index's entries: images filtered by platform and de-duplicated, each followed by
+ * its attestations; attestations whose image is not kept are dropped, never left dangling.
+ */
+export function selectChildren(all: Child[], opts: SelectOptions): Selection {
+  const decisions: string[] = []
+  const images = all.filter((c) => c.kind === 'image')
+  const attestations = all.filter((c) => c.kind === 'attestation')
+
+  const filtered = images.filter((c) => {
+    const p = c.descriptor.platform as Platform
+    const keep = !opts.platforms || opts.platforms.some((f) => platformMatches(f, p))
+    if (!keep) decisions.push(`skip ${formatPlatformFull(p)} ${c.descriptor.digest} from ${c.sourceInput}: not in platforms`)
+    return keep
+  })
+
+  // The same digest from two sources is one image, not a conflict.
+  const byDigest = new Map<string, Child>()
+  for (const c of filtered) if (!byDigest.has(c.descriptor.digest)) byDigest.set(c.descriptor.digest, c)
+  const unique = [...byDigest.values()]
+
+  const byPlatform = new Map<string, Child[]>()
+  for (const c of unique) {
+    const key = platformKey(c.descriptor.platform as Platform)
+    byPlatform.set(key, [...(byPlatform.get(key) ?? []), c])
+  }
+  const kept = new Set<Child>()
+  for (const [key, group] of byPlatform) {
+    if (group.length === 1) {
+      kept.add(group[0])
+      continue
+    }
+    if (opts.onDuplicate === 'error') {
+      throw new DuplicatePlatformError(
+        `platform ${key} is provided by more than one source: ${group.map((c) => `${c.sourceInput} (${c.descriptor.digest})`).join(', ')}; remove one, narrow with platforms, or set on-duplicate to first or last`
+      )
+    }
+    const winner = opts.onDuplicate === 'first' ? group[0] : group[group.length - 1]
+    kept.add(winner)
+    for (const c of group) {
+      if (c !== winner) decisions.push(`drop ${key} ${c.descriptor.digest} from ${c.sourceInput}: duplicate platform (on-duplicate: ${opts.onDuplicate})`)
+    }
+  }
+
+  const out: Child[] = []
+  const placed = new Set<string>()
+  for (const img of unique) {
+    if (!kept.has(img)) continue
+    out.push(img)
+    for (const a of attestations) {
+      if (a.subject !== img.descriptor.digest || placed.has(a.descriptor.digest)) continue
+      if (opts.attestations === 'strip') {
+        decisions.push(`strip attestation ${a.descriptor.digest} of ${img.descriptor.digest}`)
+        placed.add(a.descriptor.digest)
+        continue
+      }
+      placed.add(a.descriptor.digest)
+      out.push(a)
+    }
+  }
+  for (const a of attestations) {
+    if (!placed.has(a.descriptor.digest)) {
+      placed.add(a.descriptor.digest)
+      decisions.push(`drop attestation ${a.descriptor.digest}: its image ${a.subject ?? '(none named)'} is not in the index`)
+    }
+  }
+  return { children: out, decisions }
+}
+
+export class DuplicatePlatformError extends Error {}

@@ -1,0 +1,103 @@
+// Image references with Docker's normalisation (github.com/distribution/reference):
+// `alpine` -> docker.io/library/alpine, `localhost:5000/x`, ports, tags, digests, tag+digest.
+import { digestProblem } from './digest.js'
+
+export const DOCKER_HUB = 'docker.io'
+
+export interface Repository {
+  /** Registry host as users write it, normalised (`docker.io`, `ghcr.io`, `localhost:5000`). */
+  registry: string
+  /** Repository path inside the registry (`library/alpine`). */
+  repository: string
+}
+
+export interface Reference extends Repository {
+  tag?: string
+  digest?: string
+}
+
+const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*'
+const PATH_RE = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`)
+const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])'
+const DOMAIN_RE = new RegExp(
+  `^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?$`
+)
+const TAG_RE = /^[\w][\w.-]{0,127}$/
+
+export class ReferenceError extends Error {}
+
+function fail(input: string, why: string): never {
+  throw new ReferenceError(`invalid image reference "${input}": ${why}`)
+}
+
+/** Splits a name into registry and path the way Docker decides whether the first part is a host. */
+function splitDomain(name: string): [string, string] {
+  const i = name.indexOf('/')
+  const first = i === -1 ? '' : name.slice(0, i)
+  if (i === -1 || (!/[.:]/.test(first) && first !== 'localhost' && first.toLowerCase() === first)) {
+    return [DOCKER_HUB, name]
+  }
+  return [first, name.slice(i + 1)]
+}
+
+export function parseReference(input: string): Reference {
+  const s = input.trim()
+  if (s === '') fail(input, 'it is empty')
+  if (/\s/.test(s)) fail(input, 'it contains white space')
+  if (/^[a-z0-9]+:\/\//i.test(s)) fail(input, 'leave out the scheme (write host/repo:tag)')
+
+  let rest = s
+  let digest: string | undefined
+  const at = rest.indexOf('@')
+  if (at !== -1) {
+    digest = rest.slice(at + 1)
+    rest = rest.slice(0, at)
+    const problem = digestProblem(digest)
+    if (problem) fail(input, problem)
+  }
+  let tag: string | undefined
+  const lastColon = rest.lastIndexOf(':')
+  if (lastColon > rest.lastIndexOf('/')) {
+    tag = rest.slice(lastColon + 1)
+    rest = rest.slice(0, lastColon)
+    if (!TAG_RE.test(tag)) fail(input, `"${tag}" is not a valid tag`)
+  }
+  if (rest === '') fail(input, 'the repository name is missing')
+  let [registry, path] = splitDomain(rest)
+  if (!DOMAIN_RE.test(registry)) fail(input, `"${registry}" is not a valid registry host`)
+  if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DOCKER_HUB
+  if (registry === DOCKER_HUB && !path.includes('/')) path = `library/${path}`
+  if (!PATH_RE.test(path)) {
+    const why =
+      path.toLowerCase() !== path
+        ? 'repository names must be lowercase'
+        : 'repository path components are lowercase letters, digits and separators (. _ __ -)'
+    fail(input, why)
+  }
+  if (registry.length + 1 + path.length > 255) fail(input, 'the name is longer than 255 characters')
+  const ref: Reference = { registry, repository: path }
+  if (tag !== undefined) ref.tag = tag
+  if (digest !== undefined) ref.digest = digest
+  return ref
+}
+
+/** `registry/repository`, the key under which a repository is grouped. */
+export function repoName(r: Repository): string {
+  return `${r.registry}/${r.repository}`
+}
+
+export function sameRepository(a: Repository, b: Repository): boolean {
+  return a.registry === b.registry && a.repository === b.repository
+}
+
+export function formatReference(r: Reference): string {
+  let s = repoName(r)
+  if (r.tag) s += `:${r.tag}`
+  if (r.digest) s += `@${r.digest}`
+  return s
+}
+
+/** The host to talk to: Docker Hub's API lives on registry-1.docker.io. */
+export function apiHost(registry: string): string {
+  return registry === DOCKER_HUB ? 'registry-1.docker.io' : registry
+}

@@ -1,0 +1,344 @@
+// OCI Distribution client: manifests, blobs, mounts and uploads, with auth and verification.
+import { Readable } from 'node:stream'
+import { verifyDigest, digestOf } from '../core/digest.js'
+import { MANIFEST_ACCEPT } from '../core/mediatypes.js'
+import { MAX_MANIFEST_BYTES, type RawManifest } from '../core/manifest.js'
+import { apiHost, repoName, type Repository } from '../core/reference.js'
+import { Authenticator } from './auth.js'
+import type { CredentialStore } from './credentials.js'
+import { RegistryError, describeErrorBody } from './errors.js'
+import { BodyTooLargeError, header, Transport, type HttpResponse, type TransportOptions } from './transport.js'
+
+export interface ClientOptions extends TransportOptions {
+  credentials: CredentialStore
+  onSecret?: (secret: string) => void
+}
+
+export interface ManifestHead {
+  digest: string
+  mediaType: string
+  size: number
+}
+
+interface CallOptions {
+  method: 'GET' | 'HEAD' | 'PUT' | 'POST'
+  path: string
+  headers?: Record<string, string>
+  body?: Uint8Array | string
+  maxBodyBytes?: number
+}
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/
+
+export class RegistryClient {
+  readonly transport: Transport
+  readonly auth: Authenticator
+  private readonly schemes = new Map<string, 'http' | 'https'>()
+
+  constructor(opts: ClientOptions) {
+    this.transport = new Transport(opts)
+    this.auth = new Authenticator(this.transport, opts.credentials, opts.onSecret)
+  }
+
+  close(): Promise<void> {
+    return this.transport.close()
+  }
+
+  /** Declare every repository up front so one token per registry covers them all. */
+  declare(repo: Repository, actions: Array<'pull' | 'push'>): void {
+    this.auth.declare(repo.registry, repo.repository, actions)
+  }
+
+  /** Docker talks plain HTTP to loopback registries; everything else is HTTPS. */
+  private scheme(registry: string): 'http' | 'https' {
+    return this.schemes.get(registry) ?? (LOOPBACK.test(registry) ? 'http' : 'https')
+  }
+
+  origin(registry: string): string {
+    return `${this.scheme(registry)}://${apiHost(registry)}`
+  }
+
+  private async call(repo: Repository, o: CallOptions): Promise<HttpResponse> {
+    const where = `${repoName(repo)} (${o.method} ${o.path.split('?')[0]})`
+    for (let attempt = 0; ; attempt++) {
+      const state = this.auth.state(repo.registry)
+      const generation = state.generation
+      const headers = { ...o.headers }
+      if (state.authorization) headers.authorization = state.authorization
+      const url = o.path.startsWith('http') ? o.path : this.origin(repo.registry) + o.path
+      let res: HttpResponse
+      try {
+        res = await this.transport.send({ method: o.method, url, headers, body: o.body }, o.maxBodyBytes)
+      } catch (e) {
+        throw this.networkError(repo, e, where)
+      }
+      if (res.status === 400 && this.scheme(repo.registry) === 'http' && /HTTPS server/i.test(Buffer.from(res.body).toString())) {
+        // A loopback registry that speaks TLS: switch once, as docker does.
+        this.schemes.set(repo.registry, 'https')
+        continue
+      }
+      if (res.status === 401 && attempt < 2) {
+        await this.auth.refresh(repo.registry, generation, header(res.headers, 'www-authenticate'), repo.repository)
+        continue
+      }
+      if (res.status === 401) {
+        throw new RegistryError(
+          `authentication failed for ${where} on registry ${repo.registry}: check the credentials for ${repo.registry} and that they may access ${repo.repository}`,
+          401
+        )
+      }
+      return res
+    }
+  }
+
+  private networkError(repo: Repository, e: unknown, where: string): Error {
+    if (e instanceof RegistryError || e instanceof BodyTooLargeError) return e
+    const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } }
+    const code = err.cause?.code ?? err.code ?? ''
+    const msg = err.cause?.message ?? err.message ?? String(e)
+    if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY/i.test(code + msg)) {
+      return new RegistryError(
+        `TLS error talking to registry ${repo.registry} for ${where}: ${msg}. Trust its CA with NODE_EXTRA_CA_CERTS, or list it in insecure-registries`
+      )
+    }
+    return new RegistryError(`cannot reach registry ${repo.registry} for ${where}: ${code ? code + ' ' : ''}${msg}`)
+  }
+
+  private fail(repo: Repository, what: string, res: HttpResponse): never {
+    const { code, text } = describeErrorBody(Buffer.from(res.body).toString('utf8'))
+    throw new RegistryError(
+      `${what} in ${repoName(repo)} failed: HTTP ${res.status}${text ? ` (${text})` : ''}`,
+      res.status,
+      code
+    )
+  }
+
+  /**
+   * GETs a manifest. By digest, the bytes are verified against it; by tag, against the
+   * Docker-Content-Digest the registry sends. The bytes are kept exactly as received.
+   */
+  async getManifest(repo: Repository, reference: string): Promise<RawManifest> {
+    const what = `manifest ${repoName(repo)}${reference.includes(':') ? '@' : ':'}${reference}`
+    let res: HttpResponse
+    try {
+      res = await this.call(repo, {
+        method: 'GET',
+        path: `/v2/${repo.repository}/manifests/${reference}`,
+        headers: { accept: MANIFEST_ACCEPT },
+        maxBodyBytes: MAX_MANIFEST_BYTES
+      })
+    } catch (e) {
+      if (e instanceof BodyTooLargeError) {
+        throw new RegistryError(`${what} on registry ${repo.registry} is larger than 4 MiB, the limit for manifests`)
+      }
+      throw e
+    }
+    if (res.status === 404) {
+      throw new RegistryError(`${what} not found on registry ${repo.registry}`, 404, 'MANIFEST_UNKNOWN')
+    }
+    if (res.status !== 200) this.fail(repo, `GET ${what}`, res)
+    const bytes = res.body
+    const mediaType = (header(res.headers, 'content-type') ?? '').split(';')[0].trim()
+    const isDigest = reference.includes(':')
+    const served = header(res.headers, 'docker-content-digest')
+    const expected = isDigest ? reference : served
+    let digest: string
+    if (expected) {
+      verifyDigest(bytes, expected, `${what} from registry ${repo.registry}`)
+      digest = expected
+    } else {
+      digest = digestOf(bytes, 'sha256')
+    }
+    return { bytes, mediaType, digest }
+  }
+
+  /** HEADs a manifest; undefined when absent (404, and 403 as Artifactory answers for missing tags). */
+  async headManifest(repo: Repository, reference: string): Promise<ManifestHead | undefined> {
+    const res = await this.call(repo, {
+      method: 'HEAD',
+      path: `/v2/${repo.repository}/manifests/${reference}`,
+      headers: { accept: MANIFEST_ACCEPT }
+    })
+    if (res.status === 404 || res.status === 403) return undefined
+    if (res.status !== 200) this.fail(repo, `HEAD manifest ${reference}`, res)
+    const digest = header(res.headers, 'docker-content-digest')
+    if (!digest) {
+      // Some registries omit the digest on HEAD: fall back to GET, which hashes the bytes.
+      const m = await this.getManifest(repo, reference)
+      return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length }
+    }
+    return {
+      digest,
+      mediaType: (header(res.headers, 'content-type') ?? '').split(';')[0].trim(),
+      size: Number(header(res.headers, 'content-length') ?? 0)
+    }
+  }
+
+  /** PUTs manifest bytes as they are and checks the registry's digest equals ours. */
+  async putManifest(repo: Repository, reference: string, m: RawManifest): Promise<string> {
+    const res = await this.call(repo, {
+      method: 'PUT',
+      path: `/v2/${repo.repository}/manifests/${reference}`,
+      headers: { 'content-type': m.mediaType },
+      body: m.bytes
+    })
+    if (res.status !== 201 && res.status !== 200) {
+      this.fail(repo, `PUT manifest ${reference}`, res)
+    }
+    const served = header(res.headers, 'docker-content-digest')
+    if (served && served !== m.digest) {
+      throw new RegistryError(
+        `registry ${repo.registry} stored manifest ${reference} in ${repoName(repo)} under digest ${served}, but the bytes sent hash to ${m.digest}`
+      )
+    }
+    return m.digest
+  }
+
+  async blobExists(repo: Repository, digest: string): Promise<boolean> {
+    const res = await this.call(repo, { method: 'HEAD', path: `/v2/${repo.repository}/blobs/${digest}` })
+    if (res.status === 200 || res.status === 307 || res.status === 302) return true
+    if (res.status === 404) return false
+    this.fail(repo, `HEAD blob ${digest}`, res)
+  }
+
+  /** GETs a small blob (an image config) into memory, verified against its digest. */
+  async getBlob(repo: Repository, digest: string, maxBytes = 16 * 1024 * 1024): Promise<Uint8Array> {
+    const res = await this.call(repo, {
+      method: 'GET',
+      path: `/v2/${repo.repository}/blobs/${digest}`,
+      maxBodyBytes: maxBytes
+    })
+    let body = res.body
+    if (res.status >= 300 && res.status < 400) {
+      body = (await this.followRedirect(repo, res, maxBytes)).body
+    } else if (res.status === 404) {
+      throw new RegistryError(`blob ${digest} not found in ${repoName(repo)} on registry ${repo.registry}`, 404, 'BLOB_UNKNOWN')
+    } else if (res.status !== 200) {
+      this.fail(repo, `GET blob ${digest}`, res)
+    }
+    verifyDigest(body, digest, `blob ${digest} from ${repoName(repo)}`)
+    return body
+  }
+
+  /** Blob GETs are often redirected to object storage: follow without our Authorization header. */
+  private async followRedirect(repo: Repository, res: HttpResponse, maxBytes: number): Promise<HttpResponse> {
+    let current = res
+    for (let hop = 0; hop < 5 && current.status >= 300 && current.status < 400; hop++) {
+      const location = header(current.headers, 'location')
+      if (!location) break
+      const next = new URL(location, current.url).toString()
+      const sameOrigin = new URL(next).origin === new URL(current.url).origin
+      const headers: Record<string, string> = {}
+      const auth = this.auth.state(repo.registry).authorization
+      if (sameOrigin && auth) headers.authorization = auth
+      current = await this.transport.send({ method: 'GET', url: next, headers }, maxBytes)
+    }
+    if (current.status !== 200) this.fail(repo, `GET redirected blob`, current)
+    return current
+  }
+
+  /**
+   * Tries a cross-repository mount. Returns 'mounted', or the Location of the upload session
+   * the registry opened instead (202), or undefined when it refused outright (any error:
+   * Harbor answers 401, others 400 or 404), in which case the caller uploads.
+   */
+  async mountBlob(target: Repository, digest: string, from: Repository): Promise<'mounted' | { location?: string }> {
+    const res = await this.call(target, {
+      method: 'POST',
+      path: `/v2/${target.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from.repository)}`,
+      headers: { 'content-length': '0' }
+    }).catch((e: unknown) => {
+      if (e instanceof RegistryError && e.status === 401) return undefined
+      throw e
+    })
+    if (!res) return {}
+    if (res.status === 201) return 'mounted'
+    if (res.status === 202) return { location: header(res.headers, 'location') }
+    return {}
+  }
+
+  private async startUpload(target: Repository): Promise<string> {
+    const res = await this.call(target, {
+      method: 'POST',
+      path: `/v2/${target.repository}/blobs/uploads/`,
+      headers: { 'content-length': '0' }
+    })
+    const location = header(res.headers, 'location')
+    if (res.status !== 202 || !location) this.fail(target, 'starting a blob upload', res)
+    return location
+  }
+
+  /**
+   * Streams a blob from `source` into `target` without holding it in memory: GET piped into a
+   * monolithic PUT. The target verifies the digest on completion. Retries restart cleanly with
+   * a new upload session.
+   */
+  async copyBlob(
+    source: Repository,
+    target: Repository,
+    digest: string,
+    size: number,
+    uploadLocation?: string
+  ): Promise<void> {
+    let location = uploadLocation
+    const t = this.transport
+    await t.withRetries(`${repoName(target)} blob ${digest}`, async () => {
+      location ??= await this.startUpload(target)
+      const putUrl = new URL(location, this.origin(target.registry) + '/')
+      location = undefined // a session is used once; a retry opens a new one
+      putUrl.searchParams.set('digest', digest)
+      return t.limiter.run(async () => {
+        const src = await this.openBlobStream(source, digest)
+        const headers: Record<string, string> = {
+          'content-type': 'application/octet-stream',
+          'content-length': String(size)
+        }
+        const auth = this.auth.state(target.registry).authorization
+        if (auth) headers.authorization = auth
+        let res
+        try {
+          res = await t.sendOnce({ method: 'PUT', url: putUrl.toString(), headers, body: src })
+        } catch (e) {
+          src.destroy()
+          throw e
+        }
+        const body = Buffer.from(await res.body.arrayBuffer())
+        const out = { status: res.statusCode, headers: res.headers, body, url: putUrl.toString() }
+        if (res.statusCode === 201 || res.statusCode === 204) return out
+        if (res.statusCode >= 500 || res.statusCode === 429 || res.statusCode === 408) return out
+        this.fail(target, `uploading blob ${digest} (copied from ${repoName(source)})`, out)
+      })
+    }).then((res) => {
+      if (res.status !== 201 && res.status !== 204) this.fail(target, `uploading blob ${digest}`, res)
+    })
+  }
+
+  /** Opens a blob GET as a stream, following redirects (without auth off-origin). */
+  private async openBlobStream(repo: Repository, digest: string): Promise<Readable> {
+    let url = `${this.origin(repo.registry)}/v2/${repo.repository}/blobs/${digest}`
+    for (let hop = 0; hop < 6; hop++) {
+      const headers: Record<string, string> = {}
+      const state = this.auth.state(repo.registry)
+      const sameOrigin = new URL(url).origin === this.origin(repo.registry)
+      if (sameOrigin && state.authorization) headers.authorization = state.authorization
+      const res = await this.transport.sendOnce({ method: 'GET', url, headers })
+      if (res.statusCode === 200) return res.body
+      const body = Buffer.from(await res.body.arrayBuffer())
+      if (res.statusCode >= 300 && res.statusCode < 400 && res.headers.location) {
+        url = new URL(String(res.headers.location), url).toString()
+        continue
+      }
+      if (res.statusCode === 401 && sameOrigin && hop === 0) {
+        await this.auth.refresh(repo.registry, state.generation, header(res.headers, 'www-authenticate'), repo.repository)
+        continue
+      }
+      const out = { status: res.statusCode, headers: res.headers, body, url }
+      if (res.statusCode >= 500 || res.statusCode === 429) {
+        // Let withRetries see a retryable failure.
+        throw Object.assign(new Error(`HTTP ${res.statusCode} reading blob ${digest}`), { code: 'ECONNRESET' })
+      }
+      this.fail(repo, `GET blob ${digest}`, out)
+    }
+    throw new RegistryError(`too many redirects reading blob ${digest} from ${repoName(repo)}`)
+  }
+}

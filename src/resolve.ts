@@ -1,0 +1,95 @@
+// Resolving sources: fetch each manifest once, unwrap indexes (recursively) into image and
+// attestation entries, and read a config only when an image's platform is not already known.
+import { attestationSubject, unwrapIndex, type Child } from './core/children.js'
+import { parseManifest, type Descriptor, type ImageManifest, type RawManifest } from './core/manifest.js'
+import { platformFromConfig } from './core/platform.js'
+import { formatReference, repoName, type Reference, type Repository } from './core/reference.js'
+import type { RegistryClient } from './registry/client.js'
+import { OnceMap, allSettledOrThrow } from './util/limiter.js'
+
+export interface SourceSpec {
+  /** The source as the user wrote it (or the digests-dir file it came from). */
+  input: string
+  ref: Reference
+}
+
+/** Caches manifests for the run: the same manifest is never fetched twice. */
+export class ManifestStore {
+  private readonly manifests = new OnceMap<RawManifest>()
+  private readonly configs = new OnceMap<Uint8Array>()
+
+  constructor(readonly client: RegistryClient) {}
+
+  get(repo: Repository, reference: string): Promise<RawManifest> {
+    // Content-addressed: a digest names the same bytes in any repository we may read it from.
+    const key = reference.includes(':') ? reference : `${repoName(repo)}:${reference}`
+    return this.manifests.get(key, () => this.client.getManifest(repo, reference))
+  }
+
+  config(repo: Repository, digest: string): Promise<Uint8Array> {
+    return this.configs.get(digest, () => this.client.getBlob(repo, digest))
+  }
+}
+
+export async function resolveSources(store: ManifestStore, sources: SourceSpec[]): Promise<Child[]> {
+  const lists = await allSettledOrThrow(sources.map((s) => resolveSource(store, s)))
+  return lists.flat()
+}
+
+async function resolveSource(store: ManifestStore, spec: SourceSpec): Promise<Child[]> {
+  const { ref } = spec
+  const reference = ref.digest ?? ref.tag ?? 'latest'
+  const where = `source ${spec.input}`
+  const raw = await store.get(ref, reference)
+  const parsed = parseManifest(raw, `${where} (${formatReference(ref)})`)
+  if (parsed.kind === 'image') {
+    const descriptor: Descriptor = { mediaType: parsed.mediaType, digest: raw.digest, size: raw.bytes.length }
+    return [await imageChild(store, spec, descriptor, parsed.manifest, where)]
+  }
+  return walkIndex(store, spec, raw, where)
+}
+
+async function imageChild(
+  store: ManifestStore,
+  spec: SourceSpec,
+  descriptor: Descriptor,
+  manifest: ImageManifest,
+  where: string
+): Promise<Child> {
+  const config = await store.config(spec.ref, manifest.config.digest)
+  const platform = platformFromConfig(config, `${where} (${descriptor.digest})`)
+  return { kind: 'image', descriptor: { ...descriptor, platform }, source: spec.ref, sourceInput: spec.input }
+}
+
+async function walkIndex(store: ManifestStore, spec: SourceSpec, raw: RawManifest, where: string): Promise<Child[]> {
+  const parsed = parseManifest(raw, where)
+  if (parsed.kind !== 'index') throw new Error(`${where}: expected an index at ${raw.digest}`)
+  const entries = unwrapIndex(parsed.index, `${where} (index ${raw.digest})`)
+  const lists = await allSettledOrThrow(
+    entries.map(async ({ role, descriptor }): Promise<Child[]> => {
+      switch (role) {
+        case 'image':
+          return [{ kind: 'image', descriptor, source: spec.ref, sourceInput: spec.input }]
+        case 'attestation':
+          return [
+            {
+              kind: 'attestation',
+              descriptor,
+              source: spec.ref,
+              sourceInput: spec.input,
+              subject: attestationSubject(descriptor)
+            }
+          ]
+        case 'nested-index':
+          return walkIndex(store, spec, await store.get(spec.ref, descriptor.digest), where)
+        case 'unplatformed': {
+          const child = await store.get(spec.ref, descriptor.digest)
+          const p = parseManifest(child, `${where} (${descriptor.digest})`)
+          if (p.kind !== 'image') throw new Error(`${where}: ${descriptor.digest} is not an image manifest`)
+          return [await imageChild(store, spec, descriptor, p.manifest, where)]
+        }
+      }
+    })
+  )
+  return lists.flat()
+}

@@ -1,0 +1,44 @@
+// A counting semaphore: bounds how many registry requests are in flight at once.
+
+export class Limiter {
+  private active = 0
+  private readonly waiting: Array<() => void> = []
+
+  constructor(readonly max: number) {
+    if (!Number.isInteger(max) || max < 1) throw new Error(`concurrency must be a positive integer, got ${max}`)
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.max) await new Promise<void>((resolve) => this.waiting.push(resolve))
+    this.active++
+    try {
+      return await task()
+    } finally {
+      this.active--
+      this.waiting.shift()?.()
+    }
+  }
+}
+
+/** Like Promise.all over a map, but every task is started at once and the first error wins after all settle. */
+export async function allSettledOrThrow<T>(tasks: Array<Promise<T>>): Promise<T[]> {
+  const results = await Promise.allSettled(tasks)
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed) throw failed.reason
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value)
+}
+
+/** Memoises an async function by key, so concurrent callers share one request. */
+export class OnceMap<T> {
+  private readonly map = new Map<string, Promise<T>>()
+  get(key: string, make: () => Promise<T>): Promise<T> {
+    let p = this.map.get(key)
+    if (!p) {
+      p = make()
+      this.map.set(key, p)
+      // A failed attempt must not poison the cache for a later retry.
+      p.catch(() => this.map.delete(key))
+    }
+    return p
+  }
+}
