@@ -214,7 +214,11 @@ export async function listTags(reg: RegistryRef, repo: string): Promise<string[]
   return [...(json.tags ?? [])].sort()
 }
 
-export async function deleteManifest(reg: RegistryRef, repo: string, digest: string): Promise<void> {
+export async function deleteManifest(
+  reg: RegistryRef,
+  repo: string,
+  digest: string
+): Promise<void> {
   const res = await request(reg, 'DELETE', `/v2/${repo}/manifests/${digest}`)
   if (res.status !== 202) fail(`DELETE manifest ${repo}@${digest}`, res)
 }

@@ -45,6 +45,8 @@ export interface TestRegistry {
 
 interface Tracked {
   child: ChildProcess
+  exited: Promise<void>
+  /** Set while the registry is (believed to be) running. */
   registryPid?: number
   tmpDir: string
 }
@@ -108,7 +110,9 @@ async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
   }
 }
 
-async function makeCerts(dir: string): Promise<{ caFile: string; caDir: string; cert: string; key: string }> {
+async function makeCerts(
+  dir: string
+): Promise<{ caFile: string; caDir: string; cert: string; key: string }> {
   const caDir = path.join(dir, 'ca')
   const serverDir = path.join(dir, 'server')
   await mkdir(caDir)
@@ -210,19 +214,23 @@ async function readLog(logFile: string): Promise<string> {
   }
 }
 
-// sh wrapper: start the registry, print its pid, block until stdin closes, then kill and reap it
-// and remove the temp dir ($3) - this also cleans up after a SIGKILL'd test process.
+// sh wrapper ($1 config, $2 log file, $3 temp dir). Starts the registry and prints 'pid N'; prints
+// 'exit N' when the registry ends (so the parent notices a failed start). A reader subshell blocks
+// on our stdin and SIGTERMs the registry when it closes - on stop() or when the parent process dies,
+// even by SIGKILL. The wrapper ends (after removing the temp dir) only once both happened.
 const WRAPPER = [
   'docker-registry serve "$1" >>"$2" 2>&1 </dev/null &',
   'p=$!',
-  'echo "$p"',
-  // Our stdout/stderr pipes may have no reader any more (parent died): avoid SIGPIPE below.
-  'exec >/dev/null 2>&1',
-  'while read -r _line; do :; done',
-  'kill -TERM "$p" 2>/dev/null',
+  // The parent may be gone when we write below: get EPIPE, not death by SIGPIPE.
+  "trap '' PIPE",
+  'echo "pid $p"',
+  'exec 3<&0',
+  '(while read -r _l <&3; do :; done; kill -TERM "$p" 2>/dev/null) </dev/null &',
+  'exec 3<&-',
   'wait "$p"',
-  'rm -rf "$3"',
-  'exit 0'
+  'echo "exit $?"',
+  'wait',
+  'rm -rf "$3"'
 ].join('\n')
 
 /** Run fn while holding a ref'd handle: the child and its pipes are unref'd, so without this a
@@ -243,7 +251,11 @@ async function startOnce(opts: RegistryOptions): Promise<TestRegistry> {
 async function startOnceInner(opts: RegistryOptions): Promise<TestRegistry> {
   installExitHook()
   const tmpDir = await mkdtemp(path.join(os.tmpdir(), 'mam-registry-'))
-  const tracked: Tracked = { child: undefined as unknown as ChildProcess, tmpDir }
+  const tracked: Tracked = {
+    child: undefined as unknown as ChildProcess,
+    exited: Promise.resolve(),
+    tmpDir
+  }
   try {
     const storageDir = path.join(tmpDir, 'storage')
     await mkdir(storageDir)
@@ -300,39 +312,46 @@ async function startOnceInner(opts: RegistryOptions): Promise<TestRegistry> {
       ) as NodeJS.ProcessEnv
     })
     tracked.child = child
+    tracked.exited = new Promise((resolve) => child.once('exit', () => resolve()))
     live.add(tracked)
-    // Don't keep the jest worker alive because of these handles.
+    // Don't keep the jest worker alive because of these handles (see keepingAlive).
     child.unref()
-    ;(child.stdout as unknown as { unref?: () => void }).unref?.()
-    ;(child.stderr as unknown as { unref?: () => void }).unref?.()
-    ;(child.stdin as unknown as { unref?: () => void }).unref?.()
-    child.stdin?.on('error', () => {})
+    for (const stream of [child.stdin, child.stdout, child.stderr]) {
+      ;(stream as unknown as { unref?: () => void } | null)?.unref?.()
+    }
+    child.stdin.on('error', () => {})
 
     let wrapperErr = ''
-    child.stderr?.on('data', (d: Buffer) => (wrapperErr += d.toString()))
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-    let hasExited = false
-    void exited.then(() => (hasExited = true))
+    child.stderr.on('data', (d: Buffer) => (wrapperErr += d.toString()))
+    let out = ''
+    let registryExited = false
     const pidPromise = new Promise<number>((resolve, reject) => {
-      let buf = ''
-      child.stdout?.on('data', (d: Buffer) => {
-        buf += d.toString()
-        const m = /^(\d+)\n/.exec(buf)
-        if (m) resolve(Number(m[1]))
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString()
+        const pid = /^pid (\d+)$/m.exec(out)
+        if (pid) resolve(Number(pid[1]))
+        if (/^exit \d+$/m.test(out)) {
+          registryExited = true
+          tracked.registryPid = undefined
+        }
       })
       child.on('error', reject)
-      void exited.then(() => reject(new Error('registry wrapper exited')))
+      void tracked.exited.then(() => reject(new Error(`registry wrapper exited: ${wrapperErr}`)))
     })
-    tracked.registryPid = await pidPromise
+    const registryPid = await pidPromise
+    if (!registryExited) tracked.registryPid = registryPid
 
     const url = `${opts.tls ? 'https' : 'http'}://${host}`
     const ca = certs ? await readFile(certs.caFile, 'utf8') : undefined
     const deadline = Date.now() + 15000
     let lastErr = ''
     for (;;) {
-      if (hasExited || !isAlive(tracked.registryPid)) {
+      if (registryExited) {
         const log = await readLog(logFile)
-        throw new RegistryStartError(`docker-registry exited during startup.\n${log}${wrapperErr}`, log)
+        throw new RegistryStartError(
+          `docker-registry exited during startup.\n${log}${wrapperErr}`,
+          log
+        )
       }
       try {
         const status = await probe(url, ca)
@@ -354,8 +373,8 @@ async function startOnceInner(opts: RegistryOptions): Promise<TestRegistry> {
     let stopped: Promise<void> | undefined
     const stop = (): Promise<void> => {
       stopped ??= keepingAlive(async () => {
-        if (!hasExited) {
-          child.stdin?.end()
+        if (child.exitCode === null && child.signalCode === null) {
+          child.stdin.end()
           const timer = setTimeout(() => {
             if (tracked.registryPid !== undefined) {
               try {
@@ -366,7 +385,7 @@ async function startOnceInner(opts: RegistryOptions): Promise<TestRegistry> {
             }
             child.kill('SIGKILL')
           }, 5000)
-          await exited
+          await tracked.exited
           clearTimeout(timer)
         }
         live.delete(tracked)
@@ -389,15 +408,8 @@ async function startOnceInner(opts: RegistryOptions): Promise<TestRegistry> {
     // Tear down whatever was started.
     if (tracked.child) {
       tracked.child.stdin?.end()
-      if (tracked.registryPid !== undefined) {
-        try {
-          process.kill(tracked.registryPid, 'SIGKILL')
-        } catch {
-          // gone
-        }
-      }
       if (tracked.child.exitCode === null && tracked.child.signalCode === null) {
-        await new Promise((r) => tracked.child.once('exit', r))
+        await tracked.exited
       }
     }
     live.delete(tracked)
@@ -412,16 +424,6 @@ class RegistryStartError extends Error {
     readonly log: string
   ) {
     super(message)
-  }
-}
-
-function isAlive(pid: number | undefined): boolean {
-  if (pid === undefined) return false
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
   }
 }
 

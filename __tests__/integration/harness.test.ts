@@ -58,7 +58,12 @@ describe('test harness', () => {
 
     it('pushes deterministic OCI and Docker images', async () => {
       const a = await pushImage(reg, 'fx/app', { arch: 'arm64', variant: 'v8', tag: 'arm64' })
-      const b = await pushImage(reg, 'fx/app', { arch: 'amd64', format: 'docker', tag: 'amd64', layers: 2 })
+      const b = await pushImage(reg, 'fx/app', {
+        arch: 'amd64',
+        format: 'docker',
+        tag: 'amd64',
+        layers: 2
+      })
       const again = await pushImage(reg, 'fx/app', { arch: 'arm64', variant: 'v8' })
       const other = await pushImage(reg, 'fx/app', { arch: 'arm64', variant: 'v8', seed: 'x' })
       expect(again.digest).toBe(a.digest)
@@ -205,15 +210,21 @@ describe('test harness', () => {
       const anon = await request({ url: reg.url }, 'GET', '/v2/')
       expect(anon.status).toBe(401)
       expect(anon.headers['www-authenticate']).toMatch(/^Basic realm=/)
-      const bad = await request({ url: reg.url, auth: { user: 'alice', password: 'x' } }, 'GET', '/v2/')
+      const bad = await request(
+        { url: reg.url, auth: { user: 'alice', password: 'x' } },
+        'GET',
+        '/v2/'
+      )
       expect(bad.status).toBe(401)
       const img = await pushImage(reg, 'fx/auth', { arch: 'arm64', tag: 'v1' })
       expect((await getManifest(reg, 'fx/auth', 'v1'))?.digest).toBe(img.digest)
       const digest = await buildahImage(reg, 'fx/auth', 'b', { arch: 'amd64', format: 'oci' })
-      expect(sha256(await skopeoInspectRaw(`${reg.host}/fx/auth:b`, { creds: 'alice:s3cret' }))).toBe(
-        digest
+      expect(
+        sha256(await skopeoInspectRaw(`${reg.host}/fx/auth:b`, { creds: 'alice:s3cret' }))
+      ).toBe(digest)
+      await expect(skopeoInspectRaw(`${reg.host}/fx/auth:b`)).rejects.toThrow(
+        /unauthorized|authentication/i
       )
-      await expect(skopeoInspectRaw(`${reg.host}/fx/auth:b`)).rejects.toThrow(/unauthorized|authentication/i)
     })
   })
 
@@ -231,7 +242,9 @@ describe('test harness', () => {
       const img = await pushAttestationWrapped(reg, 'fx/tls', { arch: 'amd64', tag: 'v1' })
       expect((await getManifest(reg, 'fx/tls', 'v1'))?.digest).toBe(img.indexDigest)
       await expect(request({ url: reg.url }, 'GET', '/v2/')).rejects.toThrow(/certificate/i)
-      expect(await skopeoInspectRaw(`${reg.host}/fx/tls:v1`, { caDir: reg.caDir })).toBe(img.indexBody)
+      expect(await skopeoInspectRaw(`${reg.host}/fx/tls:v1`, { caDir: reg.caDir })).toBe(
+        img.indexBody
+      )
       const digest = await buildahImage(reg, 'fx/tls', 'b', { arch: 'arm64', format: 'docker' })
       expect((await getManifest(reg, 'fx/tls', 'b'))?.digest).toBe(digest)
       // localhost is in the SAN too
