@@ -1,9 +1,9 @@
 // The action: read inputs, merge, set outputs, write the job summary.
 import * as core from '@actions/core'
-import { InputError, parseInputs } from './inputs.js'
+import { InputError, parseInputs, type Inputs } from './inputs.js'
 import type { Logger } from './logger.js'
 import { merge, type MergeResult } from './merge.js'
-import { RegistryClient } from './registry/client.js'
+import { RegistryClient, type ClientOptions } from './registry/client.js'
 import { readDockerConfig, StaticCredentials } from './registry/credentials.js'
 import { formatPlatformFull, type Platform } from './core/platform.js'
 
@@ -14,15 +14,25 @@ const actionsLogger: Logger = {
   group: (name, fn) => core.group(name, fn)
 }
 
+/** The registry client for a run, configured from the inputs; hooks connect logs and secrets. */
+export function createClient(
+  inputs: Inputs,
+  hooks: Pick<ClientOptions, 'credentials'> & Partial<ClientOptions>
+): RegistryClient {
+  return new RegistryClient({
+    maxConcurrency: inputs.maxConcurrency,
+    retries: inputs.retries,
+    requestTimeoutMs: inputs.timeoutSeconds * 1000,
+    insecureHosts: new Set(inputs.insecureRegistries),
+    ...hooks
+  })
+}
+
 export async function run(): Promise<void> {
   let client: RegistryClient | undefined
   try {
     const inputs = parseInputs((name) => core.getInput(name), (s) => core.setSecret(s))
-    client = new RegistryClient({
-      maxConcurrency: inputs.maxConcurrency,
-      retries: inputs.retries,
-      requestTimeoutMs: inputs.timeoutSeconds * 1000,
-      insecureHosts: new Set(inputs.insecureRegistries),
+    client = createClient(inputs, {
       credentials: new StaticCredentials(inputs.credentials, readDockerConfig()),
       onSecret: (s) => core.setSecret(s),
       onRetry: ({ url, attempt, delayMs, reason }) =>

@@ -141,7 +141,7 @@ describe('test harness', () => {
       expect(await skopeoInspectRaw(`${reg.host}/fx/att:arm64`)).toBe(att.indexBody)
       const dest = await mkdtemp(path.join(os.tmpdir(), 'mam-oci-'))
       try {
-        await skopeoCopyAll(`${reg.host}/fx/att:arm64`, dest)
+        await skopeoCopyAll(`${reg.host}/fx/att:arm64`, dest, { preserveDigests: true })
         const layoutIndex = JSON.parse(await readFile(path.join(dest, 'index.json'), 'utf8'))
         expect(layoutIndex.manifests[0].digest).toBe(att.indexDigest)
       } finally {
