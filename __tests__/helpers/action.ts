@@ -1,6 +1,7 @@
 // Runs the bundled action exactly as a runner does: `node dist/index.js` with INPUT_* variables
 // and GITHUB_OUTPUT / GITHUB_STEP_SUMMARY files, and reads back what it wrote.
 import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -11,6 +12,8 @@ export interface ActionRun {
   stderr: string
   outputs: Record<string, string>
   summary: string
+  /** Peak resident set size of the action's process (VmHWM), in bytes. */
+  peakRss: number
 }
 
 export const DIST = resolve('dist/index.js')
@@ -53,18 +56,30 @@ export async function runAction(inputs: Record<string, string>, env: Record<stri
     ...env
   }
   try {
+    let peakRss = 0
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-      execFile(process.execPath, [DIST], { env: childEnv, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const child = execFile(process.execPath, [DIST], { env: childEnv, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+        clearInterval(timer)
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0
         done({ code, stdout, stderr })
       })
+      // VmHWM is the kernel's own high-water mark, so sampling it often enough near the end is exact.
+      const timer = setInterval(() => {
+        try {
+          const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))
+          if (m) peakRss = Math.max(peakRss, Number(m[1]) * 1024)
+        } catch {
+          // the process has exited
+        }
+      }, 20)
     })
     return {
       code,
       stdout,
       stderr,
       outputs: parseOutputFile(await readFile(outputFile, 'utf8')),
-      summary: await readFile(summaryFile, 'utf8')
+      summary: await readFile(summaryFile, 'utf8'),
+      peakRss
     }
   } finally {
     await rm(dir, { recursive: true, force: true })

@@ -20,6 +20,9 @@ export interface TestProxy {
   requests: ProxiedRequest[]
   rules: ProxyRule[]
   delayMs: number
+  /** Requests being served now, and the most seen at once since the last reset. */
+  inFlight: number
+  maxInFlight: number
   count(method: string, pathPattern: RegExp): number
   reset(): void
   stop(): Promise<void>
@@ -31,6 +34,9 @@ export async function startProxy(upstreamUrl: string, opts: { delayMs?: number }
   const rules: ProxyRule[] = []
   const server = createServer((req, res) => {
     requests.push({ method: req.method ?? '', path: req.url ?? '' })
+    proxy.inFlight++
+    proxy.maxInFlight = Math.max(proxy.maxInFlight, proxy.inFlight)
+    res.on('close', () => proxy.inFlight--)
     const go = async (): Promise<void> => {
       if (proxy.delayMs > 0) await new Promise((r) => setTimeout(r, proxy.delayMs))
       for (const rule of rules) if (await rule(req, res)) return
@@ -61,9 +67,12 @@ export async function startProxy(upstreamUrl: string, opts: { delayMs?: number }
     requests,
     rules,
     delayMs: opts.delayMs ?? 0,
+    inFlight: 0,
+    maxInFlight: 0,
     count: (method, pattern) => requests.filter((r) => r.method === method && pattern.test(r.path)).length,
     reset: () => {
       requests.length = 0
+      proxy.maxInFlight = proxy.inFlight
     },
     stop: () =>
       new Promise<void>((r) => {
