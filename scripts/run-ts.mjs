@@ -13,7 +13,16 @@ if (!entry) {
 }
 const dir = mkdtempSync(join(resolve('node_modules'), '.run-ts-'))
 const outfile = join(dir, 'script.mjs')
-await build({ entryPoints: [entry], outfile, bundle: true, platform: 'node', target: 'node20', format: 'esm', packages: 'external', logLevel: 'warning' })
+await build({
+  entryPoints: [entry],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  packages: 'external',
+  logLevel: 'warning'
+})
 process.argv = [process.argv[0], entry, ...args]
 try {
   await import(pathToFileURL(outfile).href)

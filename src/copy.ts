@@ -34,7 +34,8 @@ export async function ensureChildren(
     todo.map(async (c) => {
       const raw = c.rewritten ?? (await store.get(c.source, c.descriptor.digest))
       const parsed = parseManifest(raw, `${c.sourceInput} (${raw.digest})`)
-      if (parsed.kind !== 'image') throw new Error(`${c.sourceInput}: ${raw.digest} is not an image manifest`)
+      if (parsed.kind !== 'image')
+        throw new Error(`${c.sourceInput}: ${raw.digest} is not an image manifest`)
       await allSettledOrThrow(
         blobsOf(parsed.manifest).map((b) =>
           blobs.get(b.digest, async () => {

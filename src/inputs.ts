@@ -38,7 +38,12 @@ export function parseList(value: string): string[] {
     .filter((s) => s !== '' && !s.startsWith('#'))
 }
 
-function choice<T extends string>(get: InputReader, name: string, allowed: readonly T[], dflt: T): T {
+function choice<T extends string>(
+  get: InputReader,
+  name: string,
+  allowed: readonly T[],
+  dflt: T
+): T {
   const v = get(name).trim()
   if (v === '') return dflt
   if (!(allowed as readonly string[]).includes(v)) {
@@ -73,13 +78,18 @@ function ref(name: string, value: string): Reference {
 
 function parseTags(get: InputReader): Reference[] {
   const values = parseList(get('tags'))
-  if (values.length === 0) throw new InputError('input tags: no tag given (one or more full image references, e.g. ghcr.io/acme/app:1.2.3)')
+  if (values.length === 0)
+    throw new InputError(
+      'input tags: no tag given (one or more full image references, e.g. ghcr.io/acme/app:1.2.3)'
+    )
   const seen = new Set<string>()
   const out: Reference[] = []
   for (const v of values) {
     const r = ref('tags', v)
     if (r.digest) {
-      throw new InputError(`input tags: "${v}" has a digest; tags must be tag references (the index digest is computed and given as the digest output)`)
+      throw new InputError(
+        `input tags: "${v}" has a digest; tags must be tag references (the index digest is computed and given as the digest output)`
+      )
     }
     r.tag ??= 'latest'
     const key = formatReference(r)
@@ -102,7 +112,9 @@ function parseSources(get: InputReader, tags: Reference[]): SourceSpec[] {
   if (repoInput) {
     bareRepo = ref('source-repository', repoInput)
     if (bareRepo.tag || bareRepo.digest) {
-      throw new InputError(`input source-repository: "${repoInput}" must be a repository without tag or digest`)
+      throw new InputError(
+        `input source-repository: "${repoInput}" must be a repository without tag or digest`
+      )
     }
   }
   const out: SourceSpec[] = []
@@ -113,7 +125,8 @@ function parseSources(get: InputReader, tags: Reference[]): SourceSpec[] {
       continue
     }
     const r = ref('sources', v)
-    if (r.digest) delete r.tag // the digest is what is fetched
+    if (r.digest)
+      delete r.tag // the digest is what is fetched
     else r.tag ??= 'latest'
     out.push({ input: v, ref: r })
   }
@@ -130,12 +143,15 @@ function parseSources(get: InputReader, tags: Reference[]): SourceSpec[] {
       if (n.startsWith('.')) continue
       const digest = n.startsWith('sha256:') ? n : `sha256:${n}`
       if (digestProblem(digest)) {
-        throw new InputError(`input digests-dir: file "${join(dir, n)}" is not named by a sha256 digest (expected 64 lowercase hex characters)`)
+        throw new InputError(
+          `input digests-dir: file "${join(dir, n)}" is not named by a sha256 digest (expected 64 lowercase hex characters)`
+        )
       }
       out.push(bareDigest('digests-dir', digest, bareRepo, digest))
     }
   }
-  if (out.length === 0) throw new InputError('input sources: no sources given (set sources and/or digests-dir)')
+  if (out.length === 0)
+    throw new InputError('input sources: no sources given (set sources and/or digests-dir)')
   return out
 }
 
@@ -150,13 +166,18 @@ function parseAnnotations(value: string): Record<string, string> {
   return out
 }
 
-function parseCredentials(get: InputReader, tags: Reference[], onSecret: (s: string) => void): Map<string, Credential> {
+function parseCredentials(
+  get: InputReader,
+  tags: Reference[],
+  onSecret: (s: string) => void
+): Map<string, Credential> {
   const creds = new Map<string, Credential>()
   const username = get('username').trim()
   const password = get('password')
   if (password) onSecret(password)
   if (username || password) {
-    if (!username || !password) throw new InputError('inputs username and password: set both or neither')
+    if (!username || !password)
+      throw new InputError('inputs username and password: set both or neither')
     for (const t of tags) creds.set(t.registry, { username, password })
   }
   return creds

@@ -31,12 +31,17 @@ export function createClient(
 export async function run(): Promise<void> {
   let client: RegistryClient | undefined
   try {
-    const inputs = parseInputs((name) => core.getInput(name), (s) => core.setSecret(s))
+    const inputs = parseInputs(
+      (name) => core.getInput(name),
+      (s) => core.setSecret(s)
+    )
     client = createClient(inputs, {
       credentials: new StaticCredentials(inputs.credentials, readDockerConfig()),
       onSecret: (s) => core.setSecret(s),
       onRetry: ({ url, attempt, delayMs, reason }) =>
-        core.info(`retry ${attempt} for ${new URL(url).host}${new URL(url).pathname} in ${delayMs} ms (${reason})`)
+        core.info(
+          `retry ${attempt} for ${new URL(url).host}${new URL(url).pathname} in ${delayMs} ms (${reason})`
+        )
     })
     const result = await merge(client, inputs, actionsLogger)
     setOutputs(result)
@@ -46,7 +51,12 @@ export async function run(): Promise<void> {
     core.notice(
       `${verb} ${result.index.digest} (${result.platforms.join(', ')})` +
         (pushed.length ? ` to ${pushed.join(', ')}` : '') +
-        (result.tags.some((t) => t.outcome === 'unchanged') ? `; unchanged: ${result.tags.filter((t) => t.outcome === 'unchanged').map((t) => t.ref).join(', ')}` : '')
+        (result.tags.some((t) => t.outcome === 'unchanged')
+          ? `; unchanged: ${result.tags
+              .filter((t) => t.outcome === 'unchanged')
+              .map((t) => t.ref)
+              .join(', ')}`
+          : '')
     )
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e)

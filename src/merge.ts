@@ -1,5 +1,10 @@
 // The merge: resolve sources, choose entries, build the index, copy children, push every tag.
-import { selectChildren, type AttestationMode, type Child, type OnDuplicate } from './core/children.js'
+import {
+  selectChildren,
+  type AttestationMode,
+  type Child,
+  type OnDuplicate
+} from './core/children.js'
 import { buildIndex, type IndexFormat } from './core/index-builder.js'
 import type { RawManifest } from './core/manifest.js'
 import { formatPlatform, formatPlatformFull, type Platform } from './core/platform.js'
@@ -40,7 +45,11 @@ function uniqueRepos(refs: Repository[]): Repository[] {
   return [...map.values()]
 }
 
-export async function merge(client: RegistryClient, opts: MergeOptions, log: Logger): Promise<MergeResult> {
+export async function merge(
+  client: RegistryClient,
+  opts: MergeOptions,
+  log: Logger
+): Promise<MergeResult> {
   const targets = uniqueRepos(opts.tags)
   for (const t of targets) client.declare(t, opts.dryRun ? ['pull'] : ['pull', 'push'])
   for (const s of uniqueRepos(opts.sources.map((s) => s.ref))) client.declare(s, ['pull'])
@@ -61,7 +70,8 @@ export async function merge(client: RegistryClient, opts: MergeOptions, log: Log
     const all = await resolveSources(store, opts.sources)
     for (const c of all) {
       const p = c.descriptor.platform
-      const what = c.kind === 'image' && p ? formatPlatformFull(p) : `attestation for ${c.subject ?? '?'}`
+      const what =
+        c.kind === 'image' && p ? formatPlatformFull(p) : `attestation for ${c.subject ?? '?'}`
       log.info(`${c.sourceInput}: ${what} ${c.descriptor.digest} (${c.descriptor.mediaType})`)
     }
     const selection = selectChildren(all, opts)
@@ -77,13 +87,20 @@ export async function merge(client: RegistryClient, opts: MergeOptions, log: Log
   const current = await Promise.all(heads)
   const tagResults: MergeResult['tags'] = opts.tags.map((t, i) => {
     const previous = current[i]?.digest
-    const outcome: TagOutcome = previous === index.digest ? 'unchanged' : opts.dryRun ? 'dry-run' : 'pushed'
-    return previous ? { ref: formatReference(t), outcome, previous } : { ref: formatReference(t), outcome }
+    const outcome: TagOutcome =
+      previous === index.digest ? 'unchanged' : opts.dryRun ? 'dry-run' : 'pushed'
+    return previous
+      ? { ref: formatReference(t), outcome, previous }
+      : { ref: formatReference(t), outcome }
   })
 
   if (opts.dryRun) {
     for (const t of tagResults) {
-      log.info(t.outcome === 'unchanged' ? `${t.ref} already points at ${index.digest}` : `dry-run: would push ${t.ref} (now ${t.previous ?? 'absent'})`)
+      log.info(
+        t.outcome === 'unchanged'
+          ? `${t.ref} already points at ${index.digest}`
+          : `dry-run: would push ${t.ref} (now ${t.previous ?? 'absent'})`
+      )
     }
   } else {
     // A repository whose tags all already point at this index holds its children too.
@@ -93,7 +110,9 @@ export async function merge(client: RegistryClient, opts: MergeOptions, log: Log
 
     await log.group('Copy children into target repositories', async () => {
       // Every child must be in every target before any tag moves: a failure leaves all tags as they were.
-      const stats = await allSettledOrThrow(pushTargets.map((t) => ensureChildren(client, store, t, children)))
+      const stats = await allSettledOrThrow(
+        pushTargets.map((t) => ensureChildren(client, store, t, children))
+      )
       pushTargets.forEach((t, i) => log.info(describeStats(t, stats[i])))
       if (pushTargets.length === 0) log.info('every tag is already current: nothing to copy')
     })
@@ -111,7 +130,9 @@ export async function merge(client: RegistryClient, opts: MergeOptions, log: Log
               continue
             }
             await client.putManifest(t, t.tag ?? 'latest', index)
-            log.info(`pushed ${r.ref} -> ${index.digest}${r.previous ? ` (was ${r.previous})` : ''}`)
+            log.info(
+              `pushed ${r.ref} -> ${index.digest}${r.previous ? ` (was ${r.previous})` : ''}`
+            )
           }
         })
       )
@@ -120,7 +141,8 @@ export async function merge(client: RegistryClient, opts: MergeOptions, log: Log
 
   const images = children.filter((c) => c.kind === 'image')
   const platformDigests: Record<string, string> = {}
-  for (const c of images) platformDigests[formatPlatformFull(c.descriptor.platform as Platform)] = c.descriptor.digest
+  for (const c of images)
+    platformDigests[formatPlatformFull(c.descriptor.platform as Platform)] = c.descriptor.digest
   return {
     index,
     children,

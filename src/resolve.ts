@@ -1,7 +1,12 @@
 // Resolving sources: fetch each manifest once, unwrap indexes (recursively) into image and
 // attestation entries, and read a config only when an image's platform is not already known.
 import { attestationSubject, unwrapIndex, type Child } from './core/children.js'
-import { parseManifest, type Descriptor, type ImageManifest, type RawManifest } from './core/manifest.js'
+import {
+  parseManifest,
+  type Descriptor,
+  type ImageManifest,
+  type RawManifest
+} from './core/manifest.js'
 import { platformFromConfig } from './core/platform.js'
 import { formatReference, repoName, type Reference, type Repository } from './core/reference.js'
 import type { RegistryClient } from './registry/client.js'
@@ -31,7 +36,10 @@ export class ManifestStore {
   }
 }
 
-export async function resolveSources(store: ManifestStore, sources: SourceSpec[]): Promise<Child[]> {
+export async function resolveSources(
+  store: ManifestStore,
+  sources: SourceSpec[]
+): Promise<Child[]> {
   const lists = await allSettledOrThrow(sources.map((s) => resolveSource(store, s)))
   return lists.flat()
 }
@@ -43,7 +51,11 @@ async function resolveSource(store: ManifestStore, spec: SourceSpec): Promise<Ch
   const raw = await store.get(ref, reference)
   const parsed = parseManifest(raw, `${where} (${formatReference(ref)})`)
   if (parsed.kind === 'image') {
-    const descriptor: Descriptor = { mediaType: parsed.mediaType, digest: raw.digest, size: raw.bytes.length }
+    const descriptor: Descriptor = {
+      mediaType: parsed.mediaType,
+      digest: raw.digest,
+      size: raw.bytes.length
+    }
     return [await imageChild(store, spec, descriptor, parsed.manifest, where)]
   }
   return walkIndex(store, spec, raw, where)
@@ -58,10 +70,20 @@ async function imageChild(
 ): Promise<Child> {
   const config = await store.config(spec.ref, manifest.config.digest)
   const platform = platformFromConfig(config, `${where} (${descriptor.digest})`)
-  return { kind: 'image', descriptor: { ...descriptor, platform }, source: spec.ref, sourceInput: spec.input }
+  return {
+    kind: 'image',
+    descriptor: { ...descriptor, platform },
+    source: spec.ref,
+    sourceInput: spec.input
+  }
 }
 
-async function walkIndex(store: ManifestStore, spec: SourceSpec, raw: RawManifest, where: string): Promise<Child[]> {
+async function walkIndex(
+  store: ManifestStore,
+  spec: SourceSpec,
+  raw: RawManifest,
+  where: string
+): Promise<Child[]> {
   const parsed = parseManifest(raw, where)
   if (parsed.kind !== 'index') throw new Error(`${where}: expected an index at ${raw.digest}`)
   const entries = unwrapIndex(parsed.index, `${where} (index ${raw.digest})`)
@@ -85,7 +107,8 @@ async function walkIndex(store: ManifestStore, spec: SourceSpec, raw: RawManifes
         case 'unplatformed': {
           const child = await store.get(spec.ref, descriptor.digest)
           const p = parseManifest(child, `${where} (${descriptor.digest})`)
-          if (p.kind !== 'image') throw new Error(`${where}: ${descriptor.digest} is not an image manifest`)
+          if (p.kind !== 'image')
+            throw new Error(`${where}: ${descriptor.digest} is not an image manifest`)
           return [await imageChild(store, spec, descriptor, p.manifest, where)]
         }
       }

@@ -37,7 +37,10 @@ export function parseOutputFile(text: string): Record<string, string> {
   return out
 }
 
-export async function runAction(inputs: Record<string, string>, env: Record<string, string> = {}): Promise<ActionRun> {
+export async function runAction(
+  inputs: Record<string, string>,
+  env: Record<string, string> = {}
+): Promise<ActionRun> {
   const dir = await mkdtemp(join(tmpdir(), 'mm-action-'))
   const outputFile = join(dir, 'output')
   const summaryFile = join(dir, 'summary')
@@ -57,12 +60,21 @@ export async function runAction(inputs: Record<string, string>, env: Record<stri
   }
   try {
     let peakRss = 0
-    const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-      const child = execFile(process.execPath, [DIST], { env: childEnv, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-        clearInterval(timer)
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0
-        done({ code, stdout, stderr })
-      })
+    const { code, stdout, stderr } = await new Promise<{
+      code: number
+      stdout: string
+      stderr: string
+    }>((done) => {
+      const child = execFile(
+        process.execPath,
+        [DIST],
+        { env: childEnv, maxBuffer: 64 * 1024 * 1024 },
+        (err, stdout, stderr) => {
+          clearInterval(timer)
+          const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0
+          done({ code, stdout, stderr })
+        }
+      )
       // VmHWM is the kernel's own high-water mark, so sampling it often enough near the end is exact.
       const timer = setInterval(() => {
         try {

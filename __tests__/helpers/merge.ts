@@ -30,7 +30,12 @@ export async function mergeWith(values: Record<string, string>): Promise<MergeRu
   })
   try {
     const result = await merge(client, inputs, logger)
-    return { ...result, log, requests: client.transport.requestCount, retries: client.transport.retryCount }
+    return {
+      ...result,
+      log,
+      requests: client.transport.requestCount,
+      retries: client.transport.retryCount
+    }
   } finally {
     await client.close()
   }

@@ -187,7 +187,7 @@ export async function getManifest(
   if (got !== undefined && got !== digest) {
     throw new Error(`GET manifest: Docker-Content-Digest ${got} but body hashes to ${digest}`)
   }
-  const mediaType = (header(res, 'content-type') ?? '').split(';')[0]!.trim()
+  const mediaType = (header(res, 'content-type') ?? '').split(';')[0].trim()
   return { body, mediaType, digest }
 }
 

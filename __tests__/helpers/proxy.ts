@@ -1,6 +1,11 @@
 // An HTTP proxy in front of a real registry, for what a real registry cannot be made to do:
 // counting requests, adding latency, refusing mounts, injecting faults. Only ever on 127.0.0.1.
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type ServerResponse
+} from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 export interface ProxiedRequest {
@@ -28,7 +33,10 @@ export interface TestProxy {
   stop(): Promise<void>
 }
 
-export async function startProxy(upstreamUrl: string, opts: { delayMs?: number } = {}): Promise<TestProxy> {
+export async function startProxy(
+  upstreamUrl: string,
+  opts: { delayMs?: number } = {}
+): Promise<TestProxy> {
   const upstream = new URL(upstreamUrl)
   const requests: ProxiedRequest[] = []
   const rules: ProxyRule[] = []
@@ -69,7 +77,8 @@ export async function startProxy(upstreamUrl: string, opts: { delayMs?: number }
     delayMs: opts.delayMs ?? 0,
     inFlight: 0,
     maxInFlight: 0,
-    count: (method, pattern) => requests.filter((r) => r.method === method && pattern.test(r.path)).length,
+    count: (method, pattern) =>
+      requests.filter((r) => r.method === method && pattern.test(r.path)).length,
     reset: () => {
       requests.length = 0
       proxy.maxInFlight = proxy.inFlight

@@ -307,9 +307,9 @@ async function startOnceInner(opts: RegistryOptions): Promise<TestRegistry> {
     const child = spawn('sh', ['-c', WRAPPER, 'mam-registry', configFile, logFile, tmpDir], {
       stdio: ['pipe', 'pipe', 'pipe'],
       // Registry env overrides (REGISTRY_*) from the outer environment would silently change config.
-      env: Object.fromEntries(
+      env: Object.fromEntries<string | undefined>(
         Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_'))
-      ) as NodeJS.ProcessEnv
+      )
     })
     tracked.child = child
     tracked.exited = new Promise((resolve) => child.once('exit', () => resolve()))

@@ -6,7 +6,16 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runAction } from '../helpers/action.js'
-import { blobExists, getManifest, MT, pushAttestationWrapped, pushBlob, pushImage, pushManifest, sha256 } from '../helpers/oci.js'
+import {
+  blobExists,
+  getManifest,
+  MT,
+  pushAttestationWrapped,
+  pushBlob,
+  pushImage,
+  pushManifest,
+  sha256
+} from '../helpers/oci.js'
 import { startRegistry, snapshotStorage, type TestRegistry } from '../helpers/registry.js'
 import { skopeoInspectRaw } from '../helpers/tools.js'
 
@@ -23,12 +32,20 @@ afterAll(async () => {
 describe('node dist/index.js', () => {
   it('merges digests from a digests-dir and writes every output', async () => {
     const amd = await pushAttestationWrapped(a, 'e2e/app', { arch: 'amd64', seed: 'e1' })
-    const arm = await pushImage(a, 'e2e/app', { arch: 'arm64', variant: 'v8', seed: 'e1', format: 'docker' })
+    const arm = await pushImage(a, 'e2e/app', {
+      arch: 'arm64',
+      variant: 'v8',
+      seed: 'e1',
+      format: 'docker'
+    })
     const dir = await mkdtemp(join(tmpdir(), 'digests-'))
     await writeFile(join(dir, amd.indexDigest.slice(7)), '')
     await writeFile(join(dir, arm.digest.slice(7)), '')
     try {
-      const run = await runAction({ tags: `${a.host}/e2e/app:1.0.0,${a.host}/e2e/app:latest`, 'digests-dir': dir })
+      const run = await runAction({
+        tags: `${a.host}/e2e/app:1.0.0,${a.host}/e2e/app:latest`,
+        'digests-dir': dir
+      })
       expect(run.stdout).not.toMatch(/::error::/)
       expect(run.code).toBe(0)
       const o = run.outputs
@@ -40,7 +57,10 @@ describe('node dist/index.js', () => {
       expect(o.images).toBe(`${a.host}/e2e/app@${o.digest}`)
       expect(o.tags).toBe(`${a.host}/e2e/app:1.0.0\n${a.host}/e2e/app:latest`)
       expect(new Set(o.platforms.split(','))).toEqual(new Set(['linux/amd64', 'linux/arm64/v8']))
-      expect(JSON.parse(o['platform-digests'])).toEqual({ 'linux/amd64': amd.imageDigest, 'linux/arm64/v8': arm.digest })
+      expect(JSON.parse(o['platform-digests'])).toEqual({
+        'linux/amd64': amd.imageDigest,
+        'linux/arm64/v8': arm.digest
+      })
       expect(run.stdout).toMatch(/::group::Resolve sources/)
       expect(run.stdout).toMatch(new RegExp(`::notice::Pushed ${o.digest}`))
       expect(run.summary).toMatch(/<table>/)
@@ -53,7 +73,11 @@ describe('node dist/index.js', () => {
   it('dry-run sets the outputs and leaves the registry as it was', async () => {
     const x = await pushImage(a, 'e2e/dry', { arch: 'amd64', seed: 'e2' })
     const before = await snapshotStorage(a.storageDir)
-    const run = await runAction({ tags: `${a.host}/e2e/dry:1`, sources: x.digest, 'dry-run': 'true' })
+    const run = await runAction({
+      tags: `${a.host}/e2e/dry:1`,
+      sources: x.digest,
+      'dry-run': 'true'
+    })
     expect(run.code).toBe(0)
     expect(run.outputs.digest).toBe(sha256(run.outputs.manifest))
     expect(run.stdout).toMatch(/dry-run: would push/)
@@ -72,7 +96,11 @@ describe('node dist/index.js', () => {
   it('streams a 256 MB layer across registries with a small peak RSS', async () => {
     const layer = randomBytes(256 * 1024 * 1024)
     const l = await pushBlob(a, 'big/src', layer)
-    const config = JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [l.digest] } })
+    const config = JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      rootfs: { type: 'layers', diff_ids: [l.digest] }
+    })
     const c = await pushBlob(a, 'big/src', config)
     const manifest = JSON.stringify({
       schemaVersion: 2,
@@ -82,7 +110,10 @@ describe('node dist/index.js', () => {
     })
     const digest = await pushManifest(a, 'big/src', 'v1', manifest, MT.ociManifest)
 
-    const run = await runAction({ tags: `${b.host}/big/dst:v1`, sources: `${a.host}/big/src@${digest}` })
+    const run = await runAction({
+      tags: `${b.host}/big/dst:v1`,
+      sources: `${a.host}/big/src@${digest}`
+    })
     expect(run.stdout).not.toMatch(/::error::/)
     expect(run.code).toBe(0)
     expect(await blobExists(b, 'big/dst', l.digest)).toBe(true)

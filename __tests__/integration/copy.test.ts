@@ -2,7 +2,13 @@
 // against real Distribution registries (a proxy in front only counts or refuses mounts).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { mergeWith } from '../helpers/merge.js'
-import { blobExists, getManifest, pushAttestationWrapped, pushImage, type PushedImage } from '../helpers/oci.js'
+import {
+  blobExists,
+  getManifest,
+  pushAttestationWrapped,
+  pushImage,
+  type PushedImage
+} from '../helpers/oci.js'
 import { refuseMounts, startProxy, type TestProxy } from '../helpers/proxy.js'
 import { startRegistry, snapshotStorage, type TestRegistry } from '../helpers/registry.js'
 import { buildahImage } from '../helpers/tools.js'
@@ -23,32 +29,51 @@ afterAll(async () => {
 /** Every manifest and blob of an image is present in `repo`. */
 async function assertImageIn(reg: TestRegistry, repo: string, img: PushedImage): Promise<void> {
   expect((await getManifest(reg, repo, img.digest))?.digest).toBe(img.digest)
-  for (const d of [img.configDigest, ...img.layerDigests]) expect(await blobExists(reg, repo, d)).toBe(true)
+  for (const d of [img.configDigest, ...img.layerDigests])
+    expect(await blobExists(reg, repo, d)).toBe(true)
 }
 
 describe('cross-repository sources', () => {
   it('mounts the blobs of a staging repository into the release repository', async () => {
     const amd = await pushAttestationWrapped(a, 'staging', { arch: 'amd64', seed: 'x1' })
-    const arm = await pushImage(a, 'staging', { arch: 'arm64', variant: 'v8', seed: 'x1', layers: 3 })
+    const arm = await pushImage(a, 'staging', {
+      arch: 'arm64',
+      variant: 'v8',
+      seed: 'x1',
+      layers: 3
+    })
     expect(await blobExists(a, 'release', arm.layerDigests[0])).toBe(false)
 
-    const r = await mergeWith({ tags: `${a.host}/release:1.2.3`, sources: `${amd.indexDigest}\n${arm.digest}`, 'source-repository': `${a.host}/staging` })
+    const r = await mergeWith({
+      tags: `${a.host}/release:1.2.3`,
+      sources: `${amd.indexDigest}\n${arm.digest}`,
+      'source-repository': `${a.host}/staging`
+    })
 
     expect((await getManifest(a, 'release', '1.2.3'))?.digest).toBe(r.index.digest)
     await assertImageIn(a, 'release', amd.image)
     await assertImageIn(a, 'release', arm)
-    expect((await getManifest(a, 'release', amd.attestationDigest))?.digest).toBe(amd.attestationDigest)
-    expect(r.log.join('\n')).toMatch(/release: 3 manifest\(s\) pushed, 8 blob\(s\) mounted, 0 streamed/)
+    expect((await getManifest(a, 'release', amd.attestationDigest))?.digest).toBe(
+      amd.attestationDigest
+    )
+    expect(r.log.join('\n')).toMatch(
+      /release: 3 manifest\(s\) pushed, 8 blob\(s\) mounted, 0 streamed/
+    )
   })
 
   it('falls back to a streamed upload when the registry answers a mount with 202', async () => {
     proxyA.rules.push(refuseMounts)
     try {
       const img = await pushImage(a, 'stage2', { arch: 'ppc64le', seed: 'x2', layers: 2 })
-      const r = await mergeWith({ tags: `${proxyA.host}/rel2:t`, sources: `${proxyA.host}/stage2@${img.digest}` })
+      const r = await mergeWith({
+        tags: `${proxyA.host}/rel2:t`,
+        sources: `${proxyA.host}/stage2@${img.digest}`
+      })
       expect((await getManifest(a, 'rel2', 't'))?.digest).toBe(r.index.digest)
       await assertImageIn(a, 'rel2', img)
-      expect(r.log.join('\n')).toMatch(/rel2: 1 manifest\(s\) pushed, 0 blob\(s\) mounted, 3 streamed/)
+      expect(r.log.join('\n')).toMatch(
+        /rel2: 1 manifest\(s\) pushed, 0 blob\(s\) mounted, 3 streamed/
+      )
     } finally {
       proxyA.rules.length = 0
     }
@@ -56,12 +81,21 @@ describe('cross-repository sources', () => {
 
   it('streams children from one registry into another', async () => {
     const amd = await pushAttestationWrapped(a, 'ghcr/app', { arch: 'amd64', seed: 'x3' })
-    const arm = await buildahImage(a, 'ghcr/app', 'arm64', { arch: 'arm64', variant: 'v8', format: 'oci' })
-    const r = await mergeWith({ tags: `${b.host}/hub/app:v1`, sources: `${a.host}/ghcr/app@${amd.indexDigest}\n${a.host}/ghcr/app:arm64` })
+    const arm = await buildahImage(a, 'ghcr/app', 'arm64', {
+      arch: 'arm64',
+      variant: 'v8',
+      format: 'oci'
+    })
+    const r = await mergeWith({
+      tags: `${b.host}/hub/app:v1`,
+      sources: `${a.host}/ghcr/app@${amd.indexDigest}\n${a.host}/ghcr/app:arm64`
+    })
     expect((await getManifest(b, 'hub/app', 'v1'))?.digest).toBe(r.index.digest)
     await assertImageIn(b, 'hub/app', amd.image)
     expect((await getManifest(b, 'hub/app', arm))?.digest).toBe(arm)
-    expect(r.log.join('\n')).toMatch(/hub\/app: 3 manifest\(s\) pushed, 0 blob\(s\) mounted, 6 streamed, 0 already present/)
+    expect(r.log.join('\n')).toMatch(
+      /hub\/app: 3 manifest\(s\) pushed, 0 blob\(s\) mounted, 6 streamed, 0 already present/
+    )
   })
 })
 
@@ -69,11 +103,24 @@ describe('many tags, reruns and dry runs', () => {
   it('copies children once per repository, PUTs the index once per tag, and skips unchanged tags on rerun', async () => {
     const x = await pushImage(a, 'multi/src', { arch: 'amd64', seed: 'x4' })
     const y = await pushAttestationWrapped(a, 'multi/src', { arch: 'arm64', seed: 'x4' })
-    const tags = [`${proxyA.host}/multi/one:a`, `${proxyA.host}/multi/one:b`, `${proxyA.host}/multi/two:c`, `${b.host}/multi/three:d`]
-    const inputs = { tags: tags.join('\n'), sources: `${proxyA.host}/multi/src@${x.digest},${proxyA.host}/multi/src@${y.indexDigest}` }
+    const tags = [
+      `${proxyA.host}/multi/one:a`,
+      `${proxyA.host}/multi/one:b`,
+      `${proxyA.host}/multi/two:c`,
+      `${b.host}/multi/three:d`
+    ]
+    const inputs = {
+      tags: tags.join('\n'),
+      sources: `${proxyA.host}/multi/src@${x.digest},${proxyA.host}/multi/src@${y.indexDigest}`
+    }
     proxyA.reset()
     const r = await mergeWith(inputs)
-    for (const [reg, repo, tag] of [[a, 'multi/one', 'a'], [a, 'multi/one', 'b'], [a, 'multi/two', 'c'], [b, 'multi/three', 'd']] as const) {
+    for (const [reg, repo, tag] of [
+      [a, 'multi/one', 'a'],
+      [a, 'multi/one', 'b'],
+      [a, 'multi/two', 'c'],
+      [b, 'multi/three', 'd']
+    ] as const) {
       expect((await getManifest(reg, repo, tag))?.digest).toBe(r.index.digest)
     }
     // 3 children (amd64, arm64, attestation) into each of the two proxied repositories.
@@ -82,7 +129,9 @@ describe('many tags, reruns and dry runs', () => {
     expect(proxyA.count('PUT', /\/manifests\/[ab]$/)).toBe(2)
     expect(proxyA.count('PUT', /\/manifests\/c$/)).toBe(1)
     // The two sources, and the two children of the wrapped one (to list their blobs): each once.
-    const gets = proxyA.requests.filter((q) => q.method === 'GET' && q.path.includes('/manifests/')).map((q) => q.path)
+    const gets = proxyA.requests
+      .filter((q) => q.method === 'GET' && q.path.includes('/manifests/'))
+      .map((q) => q.path)
     expect(gets).toHaveLength(4)
     expect(new Set(gets).size).toBe(4)
     expect(r.tags.map((t) => t.outcome)).toEqual(['pushed', 'pushed', 'pushed', 'pushed'])
@@ -90,7 +139,12 @@ describe('many tags, reruns and dry runs', () => {
     proxyA.reset()
     const again = await mergeWith(inputs)
     expect(again.index.digest).toBe(r.index.digest)
-    expect(again.tags.map((t) => t.outcome)).toEqual(['unchanged', 'unchanged', 'unchanged', 'unchanged'])
+    expect(again.tags.map((t) => t.outcome)).toEqual([
+      'unchanged',
+      'unchanged',
+      'unchanged',
+      'unchanged'
+    ])
     expect(proxyA.count('PUT', /./)).toBe(0)
     expect(proxyA.count('POST', /./)).toBe(0)
     expect(again.log.join('\n')).toMatch(/multi\/one:a already points at sha256:/)
@@ -99,7 +153,10 @@ describe('many tags, reruns and dry runs', () => {
   it('dry-run builds the index and writes nothing anywhere', async () => {
     const x = await pushImage(a, 'dry/src', { arch: 'amd64', seed: 'x5' })
     const y = await pushImage(a, 'dry/src', { arch: 'arm64', seed: 'x5' })
-    const [beforeA, beforeB] = await Promise.all([snapshotStorage(a.storageDir), snapshotStorage(b.storageDir)])
+    const [beforeA, beforeB] = await Promise.all([
+      snapshotStorage(a.storageDir),
+      snapshotStorage(b.storageDir)
+    ])
     const r = await mergeWith({
       tags: `${a.host}/dry/out:1\n${b.host}/dry/out:1`,
       sources: `${a.host}/dry/src@${x.digest}\n${a.host}/dry/src@${y.digest}`,
@@ -118,15 +175,22 @@ describe('many tags, reruns and dry runs', () => {
     proxyA.rules.push((req, res) => {
       if (req.method === 'PUT' && /^\/v2\/atomic\/two\/manifests\/sha256:/.test(req.url ?? '')) {
         res.writeHead(400, { 'content-type': 'application/json' })
-        res.end(JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'refused by test' }] }))
+        res.end(
+          JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'refused by test' }] })
+        )
         return true
       }
       return false
     })
     try {
       await expect(
-        mergeWith({ tags: `${proxyA.host}/atomic/one:live\n${proxyA.host}/atomic/two:live`, sources: `${proxyA.host}/atomic/src@${x.digest}` })
-      ).rejects.toThrow(/PUT manifest sha256:.* in 127\.0\.0\.1:\d+\/atomic\/two failed: HTTP 400 \(MANIFEST_INVALID: refused by test\)/)
+        mergeWith({
+          tags: `${proxyA.host}/atomic/one:live\n${proxyA.host}/atomic/two:live`,
+          sources: `${proxyA.host}/atomic/src@${x.digest}`
+        })
+      ).rejects.toThrow(
+        /PUT manifest sha256:.* in 127\.0\.0\.1:\d+\/atomic\/two failed: HTTP 400 \(MANIFEST_INVALID: refused by test\)/
+      )
     } finally {
       proxyA.rules.length = 0
     }
@@ -136,7 +200,9 @@ describe('many tags, reruns and dry runs', () => {
 
   it('runs independent requests in parallel within max-concurrency', async () => {
     const imgs = await Promise.all(
-      ['amd64', 'arm64', 'ppc64le', 's390x', '386', 'riscv64'].map((arch) => pushImage(a, 'conc/src', { arch, seed: 'x7', layers: 2 }))
+      ['amd64', 'arm64', 'ppc64le', 's390x', '386', 'riscv64'].map((arch) =>
+        pushImage(a, 'conc/src', { arch, seed: 'x7', layers: 2 })
+      )
     )
     proxyA.delayMs = 30
     proxyA.reset()

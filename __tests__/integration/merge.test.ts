@@ -4,11 +4,21 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { mergeWith } from '../helpers/merge.js'
-import { getManifest, MT, pushAttestationWrapped, pushImage, pushIndex, sha256 } from '../helpers/oci.js'
+import {
+  getManifest,
+  MT,
+  pushAttestationWrapped,
+  pushImage,
+  pushIndex,
+  sha256
+} from '../helpers/oci.js'
 import { startRegistry, snapshotStorage, type TestRegistry } from '../helpers/registry.js'
 import { buildahImage, buildahPullArch, skopeoCopyAll, skopeoInspectRaw } from '../helpers/tools.js'
 
 let reg: TestRegistry
+
+const digests = (index: { manifests: Array<{ digest: string }> }): string[] =>
+  index.manifests.map((m) => m.digest)
 
 beforeAll(async () => {
   reg = await startRegistry()
@@ -20,22 +30,34 @@ afterAll(async () => {
 describe('merge into one repository', () => {
   it('merges an attestation-wrapped amd64 source with a plain arm64 source', async () => {
     const amd = await pushAttestationWrapped(reg, 'app', { arch: 'amd64', seed: 'm1' })
-    const arm = await buildahImage(reg, 'app', 'arm64', { arch: 'arm64', variant: 'v8', format: 'docker' })
+    const arm = await buildahImage(reg, 'app', 'arm64', {
+      arch: 'arm64',
+      variant: 'v8',
+      format: 'docker'
+    })
 
-    const r = await mergeWith({ tags: `${reg.host}/app:1.0`, sources: `${reg.host}/app@${amd.indexDigest}\n${reg.host}/app:arm64` })
+    const r = await mergeWith({
+      tags: `${reg.host}/app:1.0`,
+      sources: `${reg.host}/app@${amd.indexDigest}\n${reg.host}/app:arm64`
+    })
 
     const served = await getManifest(reg, 'app', '1.0')
     expect(served?.digest).toBe(r.index.digest)
     expect(served?.body).toBe(r.index.json)
     expect(served?.mediaType).toBe(MT.ociIndex)
-    const doc = JSON.parse(served!.body)
-    expect(doc.manifests.map((m: { digest: string }) => m.digest)).toEqual([amd.imageDigest, amd.attestationDigest, arm])
+    const doc = JSON.parse(served!.body) as {
+      manifests: Array<Record<string, unknown> & { digest: string }>
+    }
+    expect(digests(doc)).toEqual([amd.imageDigest, amd.attestationDigest, arm])
     expect(doc.manifests[0].platform).toEqual({ architecture: 'amd64', os: 'linux' })
     expect(doc.manifests[1].annotations).toEqual({
       'vnd.docker.reference.digest': amd.imageDigest,
       'vnd.docker.reference.type': 'attestation-manifest'
     })
-    expect(doc.manifests[2]).toMatchObject({ mediaType: MT.dockerManifest, platform: { architecture: 'arm64', os: 'linux', variant: 'v8' } })
+    expect(doc.manifests[2]).toMatchObject({
+      mediaType: MT.dockerManifest,
+      platform: { architecture: 'arm64', os: 'linux', variant: 'v8' }
+    })
     expect(r.platforms).toEqual(['linux/amd64', 'linux/arm64/v8'])
     expect(r.images).toEqual([`${reg.host}/app@${r.index.digest}`])
 
@@ -54,7 +76,11 @@ describe('merge into one repository', () => {
 
   it('makes a Docker manifest list from Docker v2 images and an OCI index on request', async () => {
     const amd = await buildahImage(reg, 'plain', 'amd64', { arch: 'amd64', format: 'docker' })
-    const arm = await buildahImage(reg, 'plain', 'armv7', { arch: 'arm', variant: 'v7', format: 'docker' })
+    const arm = await buildahImage(reg, 'plain', 'armv7', {
+      arch: 'arm',
+      variant: 'v7',
+      format: 'docker'
+    })
     const sources = `${reg.host}/plain@${amd}, ${reg.host}/plain@${arm}`
     const r = await mergeWith({ tags: `${reg.host}/plain:list`, sources })
     expect(r.index.mediaType).toBe(MT.dockerList)
@@ -74,30 +100,47 @@ describe('merge into one repository', () => {
       { mediaType: MT.ociIndex, digest: inner.digest, size: inner.size },
       b.descriptor
     ])
-    const s390 = await pushAttestationWrapped(reg, 'nest', { arch: 's390x', seed: 'n', predicates: ['https://spdx.dev/Document'] })
-    const r = await mergeWith({ tags: `${reg.host}/nest:all`, sources: `${reg.host}/nest:multi\n${s390.indexDigest}` })
+    const s390 = await pushAttestationWrapped(reg, 'nest', {
+      arch: 's390x',
+      seed: 'n',
+      predicates: ['https://spdx.dev/Document']
+    })
+    const r = await mergeWith({
+      tags: `${reg.host}/nest:all`,
+      sources: `${reg.host}/nest:multi\n${s390.indexDigest}`
+    })
     expect(outer.digest).toBeTruthy()
-    const doc = JSON.parse((await getManifest(reg, 'nest', 'all'))!.body)
-    expect(doc.manifests.map((m: { digest: string }) => m.digest)).toEqual([a.digest, b.digest, s390.imageDigest, s390.attestationDigest])
+    const doc = JSON.parse((await getManifest(reg, 'nest', 'all'))!.body) as {
+      manifests: Array<{ digest: string }>
+    }
+    expect(digests(doc)).toEqual([a.digest, b.digest, s390.imageDigest, s390.attestationDigest])
     expect(r.platforms).toEqual(['linux/amd64', 'linux/arm64/v8', 'linux/s390x'])
   })
 
   it('strips attestations when asked', async () => {
     const amd = await pushAttestationWrapped(reg, 'strip', { arch: 'amd64', seed: 's' })
     const arm = await pushAttestationWrapped(reg, 'strip', { arch: 'arm64', seed: 's' })
-    const r = await mergeWith({ tags: `${reg.host}/strip:1`, sources: `${amd.indexDigest},${arm.indexDigest}`, attestations: 'strip' })
-    const doc = JSON.parse((await getManifest(reg, 'strip', '1'))!.body)
-    expect(doc.manifests.map((m: { digest: string }) => m.digest)).toEqual([amd.imageDigest, arm.imageDigest])
+    const r = await mergeWith({
+      tags: `${reg.host}/strip:1`,
+      sources: `${amd.indexDigest},${arm.indexDigest}`,
+      attestations: 'strip'
+    })
+    const doc = JSON.parse((await getManifest(reg, 'strip', '1'))!.body) as {
+      manifests: Array<{ digest: string }>
+    }
+    expect(digests(doc)).toEqual([amd.imageDigest, arm.imageDigest])
     expect(r.index.mediaType).toBe(MT.ociIndex)
   })
 
   it('fails without touching the registry when the sources cannot form the index asked for', async () => {
     const a = await pushImage(reg, 'bad', { arch: 'amd64', seed: 'b', format: 'oci' })
     const before = await snapshotStorage(reg.storageDir)
-    await expect(mergeWith({ tags: `${reg.host}/bad:x`, sources: a.digest, format: 'docker' })).rejects.toThrow(
-      /Docker manifest list can only hold Docker v2 manifests/
-    )
-    await expect(mergeWith({ tags: `${reg.host}/bad:x`, sources: `${reg.host}/bad@sha256:${'0'.repeat(64)}` })).rejects.toThrow(
+    await expect(
+      mergeWith({ tags: `${reg.host}/bad:x`, sources: a.digest, format: 'docker' })
+    ).rejects.toThrow(/Docker manifest list can only hold Docker v2 manifests/)
+    await expect(
+      mergeWith({ tags: `${reg.host}/bad:x`, sources: `${reg.host}/bad@sha256:${'0'.repeat(64)}` })
+    ).rejects.toThrow(
       new RegExp(`manifest ${reg.host}/bad@sha256:0{64} not found on registry ${reg.host}`)
     )
     expect(await snapshotStorage(reg.storageDir)).toEqual(before)

@@ -12,7 +12,12 @@ function image(n: number, platform: string, mediaType = OCI_MANIFEST, src = `src
   const [os, architecture, variant] = platform.split('/')
   return {
     kind: 'image',
-    descriptor: { mediaType, digest: dg(n), size: 100 + n, platform: variant ? { os, architecture, variant } : { os, architecture } },
+    descriptor: {
+      mediaType,
+      digest: dg(n),
+      size: 100 + n,
+      platform: variant ? { os, architecture, variant } : { os, architecture }
+    },
     source: repo,
     sourceInput: src
   }
@@ -25,7 +30,10 @@ function att(n: number, subject: number): Child {
       digest: dg(n),
       size: 50,
       platform: { os: 'unknown', architecture: 'unknown' },
-      annotations: { 'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': dg(subject) }
+      annotations: {
+        'vnd.docker.reference.type': 'attestation-manifest',
+        'vnd.docker.reference.digest': dg(subject)
+      }
     },
     source: repo,
     sourceInput: `src${subject}`,
@@ -44,7 +52,12 @@ describe('unwrapIndex', () => {
         { mediaType: OCI_MANIFEST, digest: dg(4), size: 1 }
       ]
     }
-    expect(unwrapIndex(idx, 'w').map((e) => e.role)).toEqual(['image', 'attestation', 'nested-index', 'unplatformed'])
+    expect(unwrapIndex(idx, 'w').map((e) => e.role)).toEqual([
+      'image',
+      'attestation',
+      'nested-index',
+      'unplatformed'
+    ])
   })
 
   it('names a build cache for what it is', () => {
@@ -63,46 +76,96 @@ describe('selectChildren', () => {
   const base = { onDuplicate: 'error' as const, attestations: 'keep' as const }
 
   it('puts each attestation right after its image and drops dangling ones', () => {
-    const all = [att(11, 1), image(1, 'linux/amd64'), image(2, 'linux/arm64'), att(12, 2), att(13, 99)]
+    const all = [
+      att(11, 1),
+      image(1, 'linux/amd64'),
+      image(2, 'linux/arm64'),
+      att(12, 2),
+      att(13, 99)
+    ]
     const s = selectChildren(all, base)
     expect(s.children.map((c) => c.descriptor.digest)).toEqual([dg(1), dg(11), dg(2), dg(12)])
-    expect(s.decisions.join('\n')).toMatch(new RegExp(`drop attestation ${dg(13)}: its image ${dg(99)} is not in the index`))
+    expect(s.decisions.join('\n')).toMatch(
+      new RegExp(`drop attestation ${dg(13)}: its image ${dg(99)} is not in the index`)
+    )
   })
 
   it('strips attestations', () => {
-    const s = selectChildren([image(1, 'linux/amd64'), att(11, 1)], { ...base, attestations: 'strip' })
+    const s = selectChildren([image(1, 'linux/amd64'), att(11, 1)], {
+      ...base,
+      attestations: 'strip'
+    })
     expect(s.children.map((c) => c.descriptor.digest)).toEqual([dg(1)])
   })
 
   it('filters platforms and drops the attestations of filtered images', () => {
-    const all = [image(1, 'linux/amd64'), att(11, 1), image(2, 'linux/arm64/v8'), att(12, 2), image(3, 'linux/arm/v7')]
-    const s = selectChildren(all, { ...base, platforms: [{ os: 'linux', architecture: 'arm64' }, { os: 'linux', architecture: 'arm' }] })
+    const all = [
+      image(1, 'linux/amd64'),
+      att(11, 1),
+      image(2, 'linux/arm64/v8'),
+      att(12, 2),
+      image(3, 'linux/arm/v7')
+    ]
+    const s = selectChildren(all, {
+      ...base,
+      platforms: [
+        { os: 'linux', architecture: 'arm64' },
+        { os: 'linux', architecture: 'arm' }
+      ]
+    })
     expect(s.children.map((c) => c.descriptor.digest)).toEqual([dg(2), dg(12), dg(3)])
   })
 
   it('reports duplicate platforms naming both sources, or resolves them on request', () => {
-    const all = [image(1, 'linux/arm64', OCI_MANIFEST, 'a'), image(2, 'linux/arm64/v8', OCI_MANIFEST, 'b'), att(12, 2)]
+    const all = [
+      image(1, 'linux/arm64', OCI_MANIFEST, 'a'),
+      image(2, 'linux/arm64/v8', OCI_MANIFEST, 'b'),
+      att(12, 2)
+    ]
     expect(() => selectChildren(all, base)).toThrow(/linux\/arm64.*a \(.*b \(/)
-    expect(selectChildren(all, { ...base, onDuplicate: 'first' }).children.map((c) => c.descriptor.digest)).toEqual([dg(1)])
-    expect(selectChildren(all, { ...base, onDuplicate: 'last' }).children.map((c) => c.descriptor.digest)).toEqual([dg(2), dg(12)])
+    expect(
+      selectChildren(all, { ...base, onDuplicate: 'first' }).children.map(
+        (c) => c.descriptor.digest
+      )
+    ).toEqual([dg(1)])
+    expect(
+      selectChildren(all, { ...base, onDuplicate: 'last' }).children.map((c) => c.descriptor.digest)
+    ).toEqual([dg(2), dg(12)])
   })
 
   it('treats the same digest from two sources as one image', () => {
-    const s = selectChildren([image(1, 'linux/amd64', OCI_MANIFEST, 'a'), image(1, 'linux/amd64', OCI_MANIFEST, 'b')], base)
+    const s = selectChildren(
+      [image(1, 'linux/amd64', OCI_MANIFEST, 'a'), image(1, 'linux/amd64', OCI_MANIFEST, 'b')],
+      base
+    )
     expect(s.children).toHaveLength(1)
   })
 })
 
 describe('buildIndex', () => {
-  const amd: Descriptor = { mediaType: DOCKER_MANIFEST, digest: dg(1), size: 10, platform: { os: 'linux', architecture: 'amd64' } }
-  const arm: Descriptor = { size: 11, digest: dg(2), mediaType: DOCKER_MANIFEST, platform: { variant: 'v8', os: 'linux', architecture: 'arm64' } }
+  const amd: Descriptor = {
+    mediaType: DOCKER_MANIFEST,
+    digest: dg(1),
+    size: 10,
+    platform: { os: 'linux', architecture: 'amd64' }
+  }
+  const arm: Descriptor = {
+    size: 11,
+    digest: dg(2),
+    mediaType: DOCKER_MANIFEST,
+    platform: { variant: 'v8', os: 'linux', architecture: 'arm64' }
+  }
 
   it('chooses a Docker list only when every entry is a Docker manifest', () => {
     expect(chooseIndexType([amd, arm], { format: 'auto' })).toBe(DOCKER_LIST)
-    expect(chooseIndexType([amd, { ...arm, mediaType: OCI_MANIFEST }], { format: 'auto' })).toBe(OCI_INDEX)
+    expect(chooseIndexType([amd, { ...arm, mediaType: OCI_MANIFEST }], { format: 'auto' })).toBe(
+      OCI_INDEX
+    )
     expect(chooseIndexType([amd], { format: 'oci' })).toBe(OCI_INDEX)
     expect(chooseIndexType([amd], { format: 'auto', annotations: { a: 'b' } })).toBe(OCI_INDEX)
-    expect(() => chooseIndexType([{ ...amd, mediaType: OCI_MANIFEST }], { format: 'docker' })).toThrow(/Docker manifest list can only hold/)
+    expect(() =>
+      chooseIndexType([{ ...amd, mediaType: OCI_MANIFEST }], { format: 'docker' })
+    ).toThrow(/Docker manifest list can only hold/)
   })
 
   it('is deterministic and hashes exactly the bytes it returns', () => {
@@ -114,11 +177,20 @@ describe('buildIndex', () => {
     expect(parsed.kind).toBe('index')
     // Key order is fixed whatever order the input had.
     expect(a.json.indexOf('"mediaType"')).toBeLessThan(a.json.indexOf('"digest"'))
-    expect(JSON.parse(a.json).manifests[1].platform).toEqual({ architecture: 'arm64', os: 'linux', variant: 'v8' })
+    expect(JSON.parse(a.json).manifests[1].platform).toEqual({
+      architecture: 'arm64',
+      os: 'linux',
+      variant: 'v8'
+    })
   })
 
   it('keeps annotations and artifactType in an OCI index and sorts annotation keys', () => {
-    const d: Descriptor = { ...amd, mediaType: OCI_MANIFEST, artifactType: 'x/y', annotations: { z: '1', a: '2' } }
+    const d: Descriptor = {
+      ...amd,
+      mediaType: OCI_MANIFEST,
+      artifactType: 'x/y',
+      annotations: { z: '1', a: '2' }
+    }
     const idx = buildIndex([d], { format: 'auto', annotations: { 'org.b': '1', 'org.a': '2' } })
     const doc = JSON.parse(idx.json)
     expect(doc.mediaType).toBe(OCI_INDEX)
@@ -133,17 +205,29 @@ describe('buildIndex', () => {
 })
 
 describe('parseManifest', () => {
-  const raw = (o: unknown, mediaType = ''): { bytes: Uint8Array; mediaType: string; digest: string } => {
+  const raw = (
+    o: unknown,
+    mediaType = ''
+  ): { bytes: Uint8Array; mediaType: string; digest: string } => {
     const bytes = Buffer.from(typeof o === 'string' ? o : JSON.stringify(o))
     return { bytes, mediaType, digest: sha256(bytes) }
   }
   it('rejects schema 1, invalid JSON and unknown types with the source named', () => {
-    expect(() => parseManifest(raw({ schemaVersion: 1, name: 'x' }), 'src a')).toThrow(/src a: .*schema 1/)
+    expect(() => parseManifest(raw({ schemaVersion: 1, name: 'x' }), 'src a')).toThrow(
+      /src a: .*schema 1/
+    )
     expect(() => parseManifest(raw('{nope'), 'src a')).toThrow(/src a: .*not valid JSON/)
-    expect(() => parseManifest(raw({ schemaVersion: 2, mediaType: 'x/y' }), 'src a')).toThrow(/unsupported manifest media type/)
+    expect(() => parseManifest(raw({ schemaVersion: 2, mediaType: 'x/y' }), 'src a')).toThrow(
+      /unsupported manifest media type/
+    )
   })
   it('tells an OCI document without mediaType by its shape', () => {
     expect(parseManifest(raw({ schemaVersion: 2, manifests: [] }), 'x').mediaType).toBe(OCI_INDEX)
-    expect(parseManifest(raw({ schemaVersion: 2, config: { mediaType: 'a', digest: dg(1), size: 1 }, layers: [] }), 'x').kind).toBe('image')
+    expect(
+      parseManifest(
+        raw({ schemaVersion: 2, config: { mediaType: 'a', digest: dg(1), size: 1 }, layers: [] }),
+        'x'
+      ).kind
+    ).toBe('image')
   })
 })

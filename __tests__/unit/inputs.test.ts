@@ -17,12 +17,23 @@ describe('parseInputs', () => {
   })
 
   it('resolves bare digests against the first tag, or source-repository', () => {
-    const i = parseInputs(reader({ tags: 'ghcr.io/acme/app:1\nghcr.io/acme/app:latest', sources: `${D1}\nghcr.io/acme/x@${D2}` }))
+    const i = parseInputs(
+      reader({
+        tags: 'ghcr.io/acme/app:1\nghcr.io/acme/app:latest',
+        sources: `${D1}\nghcr.io/acme/x@${D2}`
+      })
+    )
     expect(i.sources.map((s) => s.ref)).toEqual([
       { registry: 'ghcr.io', repository: 'acme/app', digest: D1 },
       { registry: 'ghcr.io', repository: 'acme/x', digest: D2 }
     ])
-    const j = parseInputs(reader({ tags: 'ghcr.io/acme/app:1', sources: D1, 'source-repository': 'ghcr.io/acme/staging' }))
+    const j = parseInputs(
+      reader({
+        tags: 'ghcr.io/acme/app:1',
+        sources: D1,
+        'source-repository': 'ghcr.io/acme/staging'
+      })
+    )
     expect(j.sources[0].ref.repository).toBe('acme/staging')
   })
 
@@ -33,7 +44,9 @@ describe('parseInputs', () => {
     const i = parseInputs(reader({ tags: 'r.io/a:1', 'digests-dir': dir }))
     expect(i.sources.map((s) => s.ref.digest)).toEqual([D1, D2])
     writeFileSync(join(dir, 'notes.txt'), '')
-    expect(() => parseInputs(reader({ tags: 'r.io/a:1', 'digests-dir': dir }))).toThrow(/digests-dir: file .*notes.txt/)
+    expect(() => parseInputs(reader({ tags: 'r.io/a:1', 'digests-dir': dir }))).toThrow(
+      /digests-dir: file .*notes.txt/
+    )
   })
 
   it.each([
@@ -41,18 +54,39 @@ describe('parseInputs', () => {
     [{ tags: `r.io/a@${D1}`, sources: D1 }, /input tags: .*has a digest/],
     [{ tags: 'r.io/A:1', sources: D1 }, /input tags: .*"r.io\/A:1".*lowercase/],
     [{ tags: 'r.io/a:1', sources: '' }, /input sources: no sources given/],
-    [{ tags: 'r.io/a:1', sources: 'sha256:abc' }, /input sources: "sha256:abc" is not a valid digest: .*64 hex/],
+    [
+      { tags: 'r.io/a:1', sources: 'sha256:abc' },
+      /input sources: "sha256:abc" is not a valid digest: .*64 hex/
+    ],
     [{ tags: 'r.io/a:1', sources: 'sha256:' + 'A'.repeat(64) }, /input sources: .*lowercase/],
     [{ tags: 'r.io/a:1', sources: 'sha512:' + 'a'.repeat(64) }, /input sources: .*128 hex/],
-    [{ tags: 'r.io/a:1', sources: `r.io/a@md5:${'a'.repeat(32)}` }, /input sources: .*unsupported digest algorithm "md5"/],
-    [{ tags: 'r.io/a:1', sources: D1, format: 'zip' }, /input format: "zip" is not one of auto, oci, docker/],
+    [
+      { tags: 'r.io/a:1', sources: `r.io/a@md5:${'a'.repeat(32)}` },
+      /input sources: .*unsupported digest algorithm "md5"/
+    ],
+    [
+      { tags: 'r.io/a:1', sources: D1, format: 'zip' },
+      /input format: "zip" is not one of auto, oci, docker/
+    ],
     [{ tags: 'r.io/a:1', sources: D1, attestations: 'maybe' }, /input attestations: "maybe"/],
     [{ tags: 'r.io/a:1', sources: D1, 'dry-run': 'yes' }, /input dry-run: "yes" is not a boolean/],
     [{ tags: 'r.io/a:1', sources: D1, 'max-concurrency': '0' }, /input max-concurrency: "0"/],
-    [{ tags: 'r.io/a:1', sources: D1, platforms: 'amd64' }, /input platforms: "amd64" is not a platform/],
-    [{ tags: 'r.io/a:1', sources: D1, annotations: 'novalue' }, /input annotations: "novalue" is not key=value/],
-    [{ tags: 'r.io/a:1', sources: D1, 'source-repository': 'r.io/a:tag' }, /input source-repository: .*without tag/],
-    [{ tags: 'r.io/a:1', sources: D1, 'digests-dir': '/nonexistent/dir' }, /input digests-dir: cannot read "\/nonexistent\/dir"/],
+    [
+      { tags: 'r.io/a:1', sources: D1, platforms: 'amd64' },
+      /input platforms: "amd64" is not a platform/
+    ],
+    [
+      { tags: 'r.io/a:1', sources: D1, annotations: 'novalue' },
+      /input annotations: "novalue" is not key=value/
+    ],
+    [
+      { tags: 'r.io/a:1', sources: D1, 'source-repository': 'r.io/a:tag' },
+      /input source-repository: .*without tag/
+    ],
+    [
+      { tags: 'r.io/a:1', sources: D1, 'digests-dir': '/nonexistent/dir' },
+      /input digests-dir: cannot read "\/nonexistent\/dir"/
+    ],
     [{ tags: 'r.io/a:1', sources: D1, username: 'u' }, /username and password: set both/]
   ])('rejects %j', (values, message) => {
     expect(() => parseInputs(reader(values))).toThrow(message)
@@ -60,9 +94,18 @@ describe('parseInputs', () => {
 
   it('applies defaults and masks the password', () => {
     const secrets: string[] = []
-    const i = parseInputs(reader({ tags: 'r.io/a', sources: D1, username: 'u', password: 'p4ss' }), (s) => secrets.push(s))
+    const i = parseInputs(
+      reader({ tags: 'r.io/a', sources: D1, username: 'u', password: 'p4ss' }),
+      (s) => secrets.push(s)
+    )
     expect(i.tags[0].tag).toBe('latest')
-    expect(i).toMatchObject({ format: 'auto', attestations: 'keep', onDuplicate: 'error', dryRun: false, maxConcurrency: 8 })
+    expect(i).toMatchObject({
+      format: 'auto',
+      attestations: 'keep',
+      onDuplicate: 'error',
+      dryRun: false,
+      maxConcurrency: 8
+    })
     expect(secrets).toEqual(['p4ss'])
     expect(i.credentials.get('r.io')).toEqual({ username: 'u', password: 'p4ss' })
   })

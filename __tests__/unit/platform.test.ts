@@ -15,10 +15,22 @@ const p = (s: string): Platform => parsePlatform(s) as Platform
 describe('platforms', () => {
   it('normalises like containerd', () => {
     expect(normalizePlatform(p('linux/aarch64/v8'))).toEqual({ os: 'linux', architecture: 'arm64' })
-    expect(normalizePlatform(p('linux/arm'))).toEqual({ os: 'linux', architecture: 'arm', variant: 'v7' })
-    expect(normalizePlatform(p('linux/armhf'))).toEqual({ os: 'linux', architecture: 'arm', variant: 'v7' })
+    expect(normalizePlatform(p('linux/arm'))).toEqual({
+      os: 'linux',
+      architecture: 'arm',
+      variant: 'v7'
+    })
+    expect(normalizePlatform(p('linux/armhf'))).toEqual({
+      os: 'linux',
+      architecture: 'arm',
+      variant: 'v7'
+    })
     expect(normalizePlatform(p('linux/x86_64'))).toEqual({ os: 'linux', architecture: 'amd64' })
-    expect(normalizePlatform(p('linux/arm/6'))).toEqual({ os: 'linux', architecture: 'arm', variant: 'v6' })
+    expect(normalizePlatform(p('linux/arm/6'))).toEqual({
+      os: 'linux',
+      architecture: 'arm',
+      variant: 'v6'
+    })
   })
 
   it('matches filters with variant defaults', () => {
@@ -26,8 +38,20 @@ describe('platforms', () => {
     expect(platformMatches(p('linux/arm'), p('linux/arm/v7'))).toBe(true)
     expect(platformMatches(p('linux/arm/v6'), p('linux/arm/v7'))).toBe(false)
     expect(platformMatches(p('linux/amd64'), p('linux/arm64'))).toBe(false)
-    expect(platformMatches(p('windows/amd64'), { os: 'windows', architecture: 'amd64', 'os.version': '10.0.20348.2700' })).toBe(true)
-    expect(platformMatches(p('windows/amd64:10.0.17763'), { os: 'windows', architecture: 'amd64', 'os.version': '10.0.20348.2700' })).toBe(false)
+    expect(
+      platformMatches(p('windows/amd64'), {
+        os: 'windows',
+        architecture: 'amd64',
+        'os.version': '10.0.20348.2700'
+      })
+    ).toBe(true)
+    expect(
+      platformMatches(p('windows/amd64:10.0.17763'), {
+        os: 'windows',
+        architecture: 'amd64',
+        'os.version': '10.0.20348.2700'
+      })
+    ).toBe(false)
   })
 
   it('formats with and without os.version', () => {
@@ -43,9 +67,23 @@ describe('platforms', () => {
   })
 
   it('reads the platform from a config', () => {
-    const cfg = Buffer.from(JSON.stringify({ os: 'windows', architecture: 'amd64', 'os.version': '10.0.1', 'os.features': ['win32k'] }))
-    expect(platformFromConfig(cfg, 'x')).toEqual({ os: 'windows', architecture: 'amd64', 'os.version': '10.0.1', 'os.features': ['win32k'] })
-    expect(() => platformFromConfig(Buffer.from('{}'), 'src x')).toThrow(/src x: .*no os\/architecture/)
+    const cfg = Buffer.from(
+      JSON.stringify({
+        os: 'windows',
+        architecture: 'amd64',
+        'os.version': '10.0.1',
+        'os.features': ['win32k']
+      })
+    )
+    expect(platformFromConfig(cfg, 'x')).toEqual({
+      os: 'windows',
+      architecture: 'amd64',
+      'os.version': '10.0.1',
+      'os.features': ['win32k']
+    })
+    expect(() => platformFromConfig(Buffer.from('{}'), 'src x')).toThrow(
+      /src x: .*no os\/architecture/
+    )
     expect(() => platformFromConfig(Buffer.from('nope'), 'src x')).toThrow(/not valid JSON/)
   })
 })

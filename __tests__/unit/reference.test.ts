@@ -13,7 +13,10 @@ describe('parseReference', () => {
     ['localhost:5000/x', { registry: 'localhost:5000', repository: 'x' }],
     ['127.0.0.1:5000/a/b/c:t', { registry: '127.0.0.1:5000', repository: 'a/b/c', tag: 't' }],
     ['ghcr.io/acme/app@' + D, { registry: 'ghcr.io', repository: 'acme/app', digest: D }],
-    ['ghcr.io/acme/app:1.2.3@' + D, { registry: 'ghcr.io', repository: 'acme/app', tag: '1.2.3', digest: D }],
+    [
+      'ghcr.io/acme/app:1.2.3@' + D,
+      { registry: 'ghcr.io', repository: 'acme/app', tag: '1.2.3', digest: D }
+    ],
     ['Registry/app', { registry: 'Registry', repository: 'app' }],
     ['[::1]:5000/app:v1', { registry: '[::1]:5000', repository: 'app', tag: 'v1' }],
     ['a.b/c__d/e-f.g:latest', { registry: 'a.b', repository: 'c__d/e-f.g', tag: 'latest' }]

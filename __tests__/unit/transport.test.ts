@@ -6,11 +6,22 @@ import { dockerConfigCredential } from '../../src/registry/credentials.js'
 describe('WWW-Authenticate', () => {
   it('parses Bearer challenges with quoted and bare params', () => {
     expect(
-      parseChallenges('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull"')
+      parseChallenges(
+        'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull"'
+      )
     ).toEqual([
-      { scheme: 'bearer', params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/alpine:pull' } }
+      {
+        scheme: 'bearer',
+        params: {
+          realm: 'https://auth.docker.io/token',
+          service: 'registry.docker.io',
+          scope: 'repository:library/alpine:pull'
+        }
+      }
     ])
-    expect(parseChallenges('Basic realm="Registry Realm"')).toEqual([{ scheme: 'basic', params: { realm: 'Registry Realm' } }])
+    expect(parseChallenges('Basic realm="Registry Realm"')).toEqual([
+      { scheme: 'basic', params: { realm: 'Registry Realm' } }
+    ])
     expect(parseChallenges(undefined)).toEqual([])
   })
 })
@@ -26,7 +37,12 @@ describe('Retry-After', () => {
 
 describe('docker config', () => {
   it('reads auth entries, with Docker Hub under its historical key', () => {
-    const cfg = { auths: { 'https://index.docker.io/v1/': { auth: Buffer.from('me:secret').toString('base64') }, 'ghcr.io': { username: 'u', password: 'p' } } }
+    const cfg = {
+      auths: {
+        'https://index.docker.io/v1/': { auth: Buffer.from('me:secret').toString('base64') },
+        'ghcr.io': { username: 'u', password: 'p' }
+      }
+    }
     expect(dockerConfigCredential(cfg, 'docker.io')).toEqual({ username: 'me', password: 'secret' })
     expect(dockerConfigCredential(cfg, 'ghcr.io')).toEqual({ username: 'u', password: 'p' })
     expect(dockerConfigCredential(cfg, 'quay.io')).toBeUndefined()

@@ -11,7 +11,13 @@ import {
   type RawManifest
 } from './manifest.js'
 import { isIndexType } from './mediatypes.js'
-import { formatPlatformFull, isUnknownPlatform, platformKey, platformMatches, type Platform } from './platform.js'
+import {
+  formatPlatformFull,
+  isUnknownPlatform,
+  platformKey,
+  platformMatches,
+  type Platform
+} from './platform.js'
 import type { Repository } from './reference.js'
 
 export interface Child {
@@ -31,7 +37,10 @@ export interface Child {
 export type EntryRole = 'image' | 'attestation' | 'nested-index' | 'unplatformed'
 
 /** Classifies an index's entries in order; throws for a build cache "index" whose entries are blobs. */
-export function unwrapIndex(index: IndexManifest, where: string): Array<{ role: EntryRole; descriptor: Descriptor }> {
+export function unwrapIndex(
+  index: IndexManifest,
+  where: string
+): Array<{ role: EntryRole; descriptor: Descriptor }> {
   if (looksLikeBuildCache(index)) {
     throw new ManifestError(
       `${where}: this is a build cache, not an image (its entries are layer blobs, as written by --cache-to type=registry); pass the image's digest instead`
@@ -39,7 +48,9 @@ export function unwrapIndex(index: IndexManifest, where: string): Array<{ role: 
   }
   return index.manifests.map((d) => {
     if (!isManifestDescriptor(d)) {
-      throw new ManifestError(`${where}: entry ${d.digest} has media type ${d.mediaType}, which is not a manifest`)
+      throw new ManifestError(
+        `${where}: entry ${d.digest} has media type ${d.mediaType}, which is not a manifest`
+      )
     }
     const role: EntryRole = isAttestationDescriptor(d)
       ? 'attestation'
@@ -83,13 +94,17 @@ export function selectChildren(all: Child[], opts: SelectOptions): Selection {
   const filtered = images.filter((c) => {
     const p = c.descriptor.platform as Platform
     const keep = !opts.platforms || opts.platforms.some((f) => platformMatches(f, p))
-    if (!keep) decisions.push(`skip ${formatPlatformFull(p)} ${c.descriptor.digest} from ${c.sourceInput}: not in platforms`)
+    if (!keep)
+      decisions.push(
+        `skip ${formatPlatformFull(p)} ${c.descriptor.digest} from ${c.sourceInput}: not in platforms`
+      )
     return keep
   })
 
   // The same digest from two sources is one image, not a conflict.
   const byDigest = new Map<string, Child>()
-  for (const c of filtered) if (!byDigest.has(c.descriptor.digest)) byDigest.set(c.descriptor.digest, c)
+  for (const c of filtered)
+    if (!byDigest.has(c.descriptor.digest)) byDigest.set(c.descriptor.digest, c)
   const unique = [...byDigest.values()]
 
   const byPlatform = new Map<string, Child[]>()
@@ -111,7 +126,10 @@ export function selectChildren(all: Child[], opts: SelectOptions): Selection {
     const winner = opts.onDuplicate === 'first' ? group[0] : group[group.length - 1]
     kept.add(winner)
     for (const c of group) {
-      if (c !== winner) decisions.push(`drop ${key} ${c.descriptor.digest} from ${c.sourceInput}: duplicate platform (on-duplicate: ${opts.onDuplicate})`)
+      if (c !== winner)
+        decisions.push(
+          `drop ${key} ${c.descriptor.digest} from ${c.sourceInput}: duplicate platform (on-duplicate: ${opts.onDuplicate})`
+        )
     }
   }
 
@@ -134,7 +152,9 @@ export function selectChildren(all: Child[], opts: SelectOptions): Selection {
   for (const a of attestations) {
     if (!placed.has(a.descriptor.digest)) {
       placed.add(a.descriptor.digest)
-      decisions.push(`drop attestation ${a.descriptor.digest}: its image ${a.subject ?? '(none named)'} is not in the index`)
+      decisions.push(
+        `drop attestation ${a.descriptor.digest}: its image ${a.subject ?? '(none named)'} is not in the index`
+      )
     }
   }
   return { children: out, decisions }

@@ -22,7 +22,10 @@ export function chooseIndexType(children: Descriptor[], opts: BuildOptions): str
         `format is "docker", but ${bad.digest} is ${bad.mediaType}; a Docker manifest list can only hold Docker v2 manifests (use format: auto or oci)`
       )
     }
-    if (hasAnnotations) throw new Error('format is "docker", but annotations need an OCI index (use format: auto or oci)')
+    if (hasAnnotations)
+      throw new Error(
+        'format is "docker", but annotations need an OCI index (use format: auto or oci)'
+      )
     return DOCKER_LIST
   }
   if (opts.format === 'oci') return OCI_INDEX
@@ -43,7 +46,8 @@ function orderedDescriptor(d: Descriptor, docker: boolean): Descriptor {
   const out: Descriptor = { mediaType: d.mediaType, digest: d.digest, size: d.size }
   if (!docker && d.artifactType) out.artifactType = d.artifactType
   if (d.platform) out.platform = orderedPlatform(d.platform)
-  if (!docker && d.annotations && Object.keys(d.annotations).length) out.annotations = sortKeys(d.annotations)
+  if (!docker && d.annotations && Object.keys(d.annotations).length)
+    out.annotations = sortKeys(d.annotations)
   return out
 }
 
@@ -52,7 +56,10 @@ function sortKeys(o: Record<string, string>): Record<string, string> {
 }
 
 /** Builds the index; `digest` is the sha256 of exactly `bytes`, which is what gets PUT. */
-export function buildIndex(children: Descriptor[], opts: BuildOptions): RawManifest & { json: string } {
+export function buildIndex(
+  children: Descriptor[],
+  opts: BuildOptions
+): RawManifest & { json: string } {
   if (children.length === 0) throw new Error('no images left to put in the index')
   const mediaType = chooseIndexType(children, opts)
   const docker = mediaType === DOCKER_LIST
@@ -61,7 +68,8 @@ export function buildIndex(children: Descriptor[], opts: BuildOptions): RawManif
     mediaType,
     manifests: children.map((d) => orderedDescriptor(d, docker))
   }
-  if (!docker && opts.annotations && Object.keys(opts.annotations).length) doc.annotations = sortKeys(opts.annotations)
+  if (!docker && opts.annotations && Object.keys(opts.annotations).length)
+    doc.annotations = sortKeys(opts.annotations)
   const json = JSON.stringify(doc, null, 2)
   const bytes = Buffer.from(json, 'utf8')
   return { bytes, mediaType, digest: sha256(bytes), json }

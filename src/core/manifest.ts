@@ -71,7 +71,9 @@ export function parseManifest(raw: RawManifest, where: string): ParsedManifest {
   try {
     doc = JSON.parse(Buffer.from(raw.bytes).toString('utf8'))
   } catch (e) {
-    throw new ManifestError(`${where}: the registry returned a manifest that is not valid JSON (${(e as Error).message})`)
+    throw new ManifestError(
+      `${where}: the registry returned a manifest that is not valid JSON (${(e as Error).message})`
+    )
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     throw new ManifestError(`${where}: the registry returned a manifest that is not a JSON object`)
@@ -83,7 +85,9 @@ export function parseManifest(raw: RawManifest, where: string): ParsedManifest {
     )
   }
   if (m.schemaVersion !== 2) {
-    throw new ManifestError(`${where}: unsupported manifest schemaVersion ${JSON.stringify(m.schemaVersion)}`)
+    throw new ManifestError(
+      `${where}: unsupported manifest schemaVersion ${JSON.stringify(m.schemaVersion)}`
+    )
   }
   const declared = typeof m.mediaType === 'string' ? m.mediaType : undefined
   let mediaType = declared ?? raw.mediaType

@@ -113,10 +113,13 @@ export function platformFromConfig(config: Uint8Array, where: string): Platform 
   }
   const { os, architecture, variant } = doc
   if (typeof os !== 'string' || typeof architecture !== 'string' || !os || !architecture) {
-    throw new Error(`${where}: the image config names no os/architecture, so it is not a runnable image`)
+    throw new Error(
+      `${where}: the image config names no os/architecture, so it is not a runnable image`
+    )
   }
   const p: Platform = { architecture, os }
-  if (typeof doc['os.version'] === 'string' && doc['os.version']) p['os.version'] = doc['os.version']
+  if (typeof doc['os.version'] === 'string' && doc['os.version'])
+    p['os.version'] = doc['os.version']
   const features = doc['os.features']
   if (Array.isArray(features) && features.length) p['os.features'] = features.map(String)
   if (typeof variant === 'string' && variant) p.variant = variant

@@ -17,7 +17,8 @@ export function parseChallenges(header: string | undefined): Challenge[] {
       current = { scheme: name.toLowerCase(), params: {} }
       out.push(current)
     } else if (current) {
-      current.params[name.toLowerCase()] = quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : bare
+      current.params[name.toLowerCase()] =
+        quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : bare
     }
   }
   return out

@@ -7,7 +7,13 @@ import { apiHost, repoName, type Repository } from '../core/reference.js'
 import { Authenticator } from './auth.js'
 import type { CredentialStore } from './credentials.js'
 import { RegistryError, describeErrorBody } from './errors.js'
-import { BodyTooLargeError, header, Transport, type HttpResponse, type TransportOptions } from './transport.js'
+import {
+  BodyTooLargeError,
+  header,
+  Transport,
+  type HttpResponse,
+  type TransportOptions
+} from './transport.js'
 
 export interface ClientOptions extends TransportOptions {
   credentials: CredentialStore
@@ -68,17 +74,29 @@ export class RegistryClient {
       const url = o.path.startsWith('http') ? o.path : this.origin(repo.registry) + o.path
       let res: HttpResponse
       try {
-        res = await this.transport.send({ method: o.method, url, headers, body: o.body }, o.maxBodyBytes)
+        res = await this.transport.send(
+          { method: o.method, url, headers, body: o.body },
+          o.maxBodyBytes
+        )
       } catch (e) {
         throw this.networkError(repo, e, where)
       }
-      if (res.status === 400 && this.scheme(repo.registry) === 'http' && /HTTPS server/i.test(Buffer.from(res.body).toString())) {
+      if (
+        res.status === 400 &&
+        this.scheme(repo.registry) === 'http' &&
+        /HTTPS server/i.test(Buffer.from(res.body).toString())
+      ) {
         // A loopback registry that speaks TLS: switch once, as docker does.
         this.schemes.set(repo.registry, 'https')
         continue
       }
       if (res.status === 401 && attempt < 2) {
-        await this.auth.refresh(repo.registry, generation, header(res.headers, 'www-authenticate'), repo.repository)
+        await this.auth.refresh(
+          repo.registry,
+          generation,
+          header(res.headers, 'www-authenticate'),
+          repo.repository
+        )
         continue
       }
       if (res.status === 401) {
@@ -93,7 +111,11 @@ export class RegistryClient {
 
   private networkError(repo: Repository, e: unknown, where: string): Error {
     if (e instanceof RegistryError || e instanceof BodyTooLargeError) return e
-    const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } }
+    const err = e as {
+      code?: string
+      message?: string
+      cause?: { code?: string; message?: string }
+    }
     const code = err.cause?.code ?? err.code ?? ''
     const msg = err.cause?.message ?? err.message ?? String(e)
     if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY/i.test(code + msg)) {
@@ -101,7 +123,9 @@ export class RegistryClient {
         `TLS error talking to registry ${repo.registry} for ${where}: ${msg}. Trust its CA with NODE_EXTRA_CA_CERTS, or list it in insecure-registries`
       )
     }
-    return new RegistryError(`cannot reach registry ${repo.registry} for ${where}: ${code ? code + ' ' : ''}${msg}`)
+    return new RegistryError(
+      `cannot reach registry ${repo.registry} for ${where}: ${code ? code + ' ' : ''}${msg}`
+    )
   }
 
   private fail(repo: Repository, what: string, res: HttpResponse): never {
@@ -129,12 +153,18 @@ export class RegistryClient {
       })
     } catch (e) {
       if (e instanceof BodyTooLargeError) {
-        throw new RegistryError(`${what} on registry ${repo.registry} is larger than 4 MiB, the limit for manifests`)
+        throw new RegistryError(
+          `${what} on registry ${repo.registry} is larger than 4 MiB, the limit for manifests`
+        )
       }
       throw e
     }
     if (res.status === 404) {
-      throw new RegistryError(`${what} not found on registry ${repo.registry}`, 404, 'MANIFEST_UNKNOWN')
+      throw new RegistryError(
+        `${what} not found on registry ${repo.registry}`,
+        404,
+        'MANIFEST_UNKNOWN'
+      )
     }
     if (res.status !== 200) this.fail(repo, `GET ${what}`, res)
     const bytes = res.body
@@ -195,14 +225,21 @@ export class RegistryClient {
   }
 
   async blobExists(repo: Repository, digest: string): Promise<boolean> {
-    const res = await this.call(repo, { method: 'HEAD', path: `/v2/${repo.repository}/blobs/${digest}` })
+    const res = await this.call(repo, {
+      method: 'HEAD',
+      path: `/v2/${repo.repository}/blobs/${digest}`
+    })
     if (res.status === 200 || res.status === 307 || res.status === 302) return true
     if (res.status === 404) return false
     this.fail(repo, `HEAD blob ${digest}`, res)
   }
 
   /** GETs a small blob (an image config) into memory, verified against its digest. */
-  async getBlob(repo: Repository, digest: string, maxBytes = 16 * 1024 * 1024): Promise<Uint8Array> {
+  async getBlob(
+    repo: Repository,
+    digest: string,
+    maxBytes = 16 * 1024 * 1024
+  ): Promise<Uint8Array> {
     const res = await this.call(repo, {
       method: 'GET',
       path: `/v2/${repo.repository}/blobs/${digest}`,
@@ -212,7 +249,11 @@ export class RegistryClient {
     if (res.status >= 300 && res.status < 400) {
       body = (await this.followRedirect(repo, res, maxBytes)).body
     } else if (res.status === 404) {
-      throw new RegistryError(`blob ${digest} not found in ${repoName(repo)} on registry ${repo.registry}`, 404, 'BLOB_UNKNOWN')
+      throw new RegistryError(
+        `blob ${digest} not found in ${repoName(repo)} on registry ${repo.registry}`,
+        404,
+        'BLOB_UNKNOWN'
+      )
     } else if (res.status !== 200) {
       this.fail(repo, `GET blob ${digest}`, res)
     }
@@ -221,7 +262,11 @@ export class RegistryClient {
   }
 
   /** Blob GETs are often redirected to object storage: follow without our Authorization header. */
-  private async followRedirect(repo: Repository, res: HttpResponse, maxBytes: number): Promise<HttpResponse> {
+  private async followRedirect(
+    repo: Repository,
+    res: HttpResponse,
+    maxBytes: number
+  ): Promise<HttpResponse> {
     let current = res
     for (let hop = 0; hop < 5 && current.status >= 300 && current.status < 400; hop++) {
       const location = header(current.headers, 'location')
@@ -242,7 +287,11 @@ export class RegistryClient {
    * the registry opened instead (202), or undefined when it refused outright (any error:
    * Harbor answers 401, others 400 or 404), in which case the caller uploads.
    */
-  async mountBlob(target: Repository, digest: string, from: Repository): Promise<'mounted' | { location?: string }> {
+  async mountBlob(
+    target: Repository,
+    digest: string,
+    from: Repository
+  ): Promise<'mounted' | { location?: string }> {
     const res = await this.call(target, {
       method: 'POST',
       path: `/v2/${target.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from.repository)}`,
@@ -282,35 +331,38 @@ export class RegistryClient {
   ): Promise<void> {
     let location = uploadLocation
     const t = this.transport
-    await t.withRetries(`${repoName(target)} blob ${digest}`, async () => {
-      location ??= await this.startUpload(target)
-      const putUrl = new URL(location, this.origin(target.registry) + '/')
-      location = undefined // a session is used once; a retry opens a new one
-      putUrl.searchParams.set('digest', digest)
-      return t.limiter.run(async () => {
-        const src = await this.openBlobStream(source, digest)
-        const headers: Record<string, string> = {
-          'content-type': 'application/octet-stream',
-          'content-length': String(size)
-        }
-        const auth = this.auth.state(target.registry).authorization
-        if (auth) headers.authorization = auth
-        let res
-        try {
-          res = await t.sendOnce({ method: 'PUT', url: putUrl.toString(), headers, body: src })
-        } catch (e) {
-          src.destroy()
-          throw e
-        }
-        const body = Buffer.from(await res.body.arrayBuffer())
-        const out = { status: res.statusCode, headers: res.headers, body, url: putUrl.toString() }
-        if (res.statusCode === 201 || res.statusCode === 204) return out
-        if (res.statusCode >= 500 || res.statusCode === 429 || res.statusCode === 408) return out
-        this.fail(target, `uploading blob ${digest} (copied from ${repoName(source)})`, out)
+    await t
+      .withRetries(`${repoName(target)} blob ${digest}`, async () => {
+        location ??= await this.startUpload(target)
+        const putUrl = new URL(location, this.origin(target.registry) + '/')
+        location = undefined // a session is used once; a retry opens a new one
+        putUrl.searchParams.set('digest', digest)
+        return t.limiter.run(async () => {
+          const src = await this.openBlobStream(source, digest)
+          const headers: Record<string, string> = {
+            'content-type': 'application/octet-stream',
+            'content-length': String(size)
+          }
+          const auth = this.auth.state(target.registry).authorization
+          if (auth) headers.authorization = auth
+          let res
+          try {
+            res = await t.sendOnce({ method: 'PUT', url: putUrl.toString(), headers, body: src })
+          } catch (e) {
+            src.destroy()
+            throw e
+          }
+          const body = Buffer.from(await res.body.arrayBuffer())
+          const out = { status: res.statusCode, headers: res.headers, body, url: putUrl.toString() }
+          if (res.statusCode === 201 || res.statusCode === 204) return out
+          if (res.statusCode >= 500 || res.statusCode === 429 || res.statusCode === 408) return out
+          this.fail(target, `uploading blob ${digest} (copied from ${repoName(source)})`, out)
+        })
       })
-    }).then((res) => {
-      if (res.status !== 201 && res.status !== 204) this.fail(target, `uploading blob ${digest}`, res)
-    })
+      .then((res) => {
+        if (res.status !== 201 && res.status !== 204)
+          this.fail(target, `uploading blob ${digest}`, res)
+      })
   }
 
   /** Opens a blob GET as a stream, following redirects (without auth off-origin). */
@@ -329,13 +381,20 @@ export class RegistryClient {
         continue
       }
       if (res.statusCode === 401 && sameOrigin && hop === 0) {
-        await this.auth.refresh(repo.registry, state.generation, header(res.headers, 'www-authenticate'), repo.repository)
+        await this.auth.refresh(
+          repo.registry,
+          state.generation,
+          header(res.headers, 'www-authenticate'),
+          repo.repository
+        )
         continue
       }
       const out = { status: res.statusCode, headers: res.headers, body, url }
       if (res.statusCode >= 500 || res.statusCode === 429) {
         // Let withRetries see a retryable failure.
-        throw Object.assign(new Error(`HTTP ${res.statusCode} reading blob ${digest}`), { code: 'ECONNRESET' })
+        throw Object.assign(new Error(`HTTP ${res.statusCode} reading blob ${digest}`), {
+          code: 'ECONNRESET'
+        })
       }
       this.fail(repo, `GET blob ${digest}`, out)
     }

@@ -4,7 +4,8 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { DOCKER_HUB } from '../core/reference.js'
 
-export type Credential = { username: string; password: string } | { identityToken: string; username?: string }
+export type Credential =
+  { username: string; password: string } | { identityToken: string; username?: string }
 
 export interface CredentialStore {
   get(registry: string): Credential | undefined
@@ -15,11 +16,20 @@ function configKeys(registry: string): string[] {
   if (registry === DOCKER_HUB) {
     return ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', 'registry-1.docker.io']
   }
-  return [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `https://${registry}/v2/`]
+  return [
+    registry,
+    `https://${registry}`,
+    `http://${registry}`,
+    `https://${registry}/v1/`,
+    `https://${registry}/v2/`
+  ]
 }
 
 interface DockerConfig {
-  auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>
+  auths?: Record<
+    string,
+    { auth?: string; username?: string; password?: string; identitytoken?: string }
+  >
 }
 
 export function readDockerConfig(env: NodeJS.ProcessEnv = process.env): DockerConfig {
@@ -32,7 +42,10 @@ export function readDockerConfig(env: NodeJS.ProcessEnv = process.env): DockerCo
 }
 
 /** Credentials from docker config `auths` entries. */
-export function dockerConfigCredential(config: DockerConfig, registry: string): Credential | undefined {
+export function dockerConfigCredential(
+  config: DockerConfig,
+  registry: string
+): Credential | undefined {
   for (const key of configKeys(registry)) {
     const entry = config.auths?.[key]
     if (!entry) continue

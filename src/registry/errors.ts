@@ -13,7 +13,9 @@ export class RegistryError extends Error {
 /** Pulls the first OCI error code and message out of a registry error body. */
 export function describeErrorBody(body: string): { code?: string; text: string } {
   try {
-    const doc = JSON.parse(body) as { errors?: Array<{ code?: string; message?: string; detail?: unknown }> }
+    const doc = JSON.parse(body) as {
+      errors?: Array<{ code?: string; message?: string; detail?: unknown }>
+    }
     const e = doc.errors?.[0]
     if (e) {
       return { code: e.code, text: [e.code, e.message].filter(Boolean).join(': ') }

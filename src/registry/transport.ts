@@ -94,7 +94,9 @@ export class Transport {
 
   private dispatcherFor(url: string): Agent {
     const u = new URL(url)
-    return u.protocol === 'https:' && this.opts.insecureHosts.has(u.host) ? this.insecure : this.secure
+    return u.protocol === 'https:' && this.opts.insecureHosts.has(u.host)
+      ? this.insecure
+      : this.secure
   }
 
   /** One attempt, body left as a stream: the caller must consume or dump it. */
@@ -117,7 +119,8 @@ export class Transport {
     return this.withRetries(req.url, async () => {
       return this.limiter.run(async () => {
         const res = await this.sendOnce(req)
-        const body = req.method === 'HEAD' ? new Uint8Array() : await readCapped(res, maxBodyBytes, req.url)
+        const body =
+          req.method === 'HEAD' ? new Uint8Array() : await readCapped(res, maxBodyBytes, req.url)
         if (req.method === 'HEAD') await res.body.dump()
         return { status: res.statusCode, headers: res.headers, body, url: req.url }
       })
@@ -150,7 +153,10 @@ export class Transport {
       }
       // Full jitter on an exponential backoff; Retry-After wins when the server sends it.
       const backoff = Math.min(cap, base * 2 ** i)
-      const delay = hinted !== undefined ? Math.min(cap, hinted) : Math.round(backoff / 2 + (Math.random() * backoff) / 2)
+      const delay =
+        hinted !== undefined
+          ? Math.min(cap, hinted)
+          : Math.round(backoff / 2 + (Math.random() * backoff) / 2)
       this.retryCount++
       this.opts.onRetry?.({ url, attempt: i + 1, delayMs: delay, reason })
       await sleep(delay)
@@ -164,11 +170,17 @@ export class Transport {
 
 export class TruncatedBodyError extends Error {}
 
-async function readCapped(res: Dispatcher.ResponseData, max: number, url: string): Promise<Uint8Array> {
+async function readCapped(
+  res: Dispatcher.ResponseData,
+  max: number,
+  url: string
+): Promise<Uint8Array> {
   const declared = Number(res.headers['content-length'] ?? NaN)
   if (declared > max) {
     await res.body.dump()
-    throw new BodyTooLargeError(`response from ${new URL(url).host} is ${declared} bytes, over the ${max}-byte limit`)
+    throw new BodyTooLargeError(
+      `response from ${new URL(url).host} is ${declared} bytes, over the ${max}-byte limit`
+    )
   }
   const chunks: Buffer[] = []
   let total = 0
@@ -177,18 +189,24 @@ async function readCapped(res: Dispatcher.ResponseData, max: number, url: string
       total += (chunk as Buffer).length
       if (total > max) {
         res.body.destroy()
-        throw new BodyTooLargeError(`response from ${new URL(url).host} is over the ${max}-byte limit`)
+        throw new BodyTooLargeError(
+          `response from ${new URL(url).host} is over the ${max}-byte limit`
+        )
       }
       chunks.push(chunk as Buffer)
     }
   } catch (e) {
     if (e instanceof BodyTooLargeError) throw e
     if (isTransientError(e)) throw e
-    throw new TruncatedBodyError(`connection to ${new URL(url).host} broke while reading the response: ${(e as Error).message}`)
+    throw new TruncatedBodyError(
+      `connection to ${new URL(url).host} broke while reading the response: ${(e as Error).message}`
+    )
   }
   const body = Buffer.concat(chunks)
   if (!Number.isNaN(declared) && body.length !== declared) {
-    throw new TruncatedBodyError(`response from ${new URL(url).host} was cut short (${body.length} of ${declared} bytes)`)
+    throw new TruncatedBodyError(
+      `response from ${new URL(url).host} was cut short (${body.length} of ${declared} bytes)`
+    )
   }
   return body
 }

@@ -5,7 +5,8 @@ export class Limiter {
   private readonly waiting: Array<() => void> = []
 
   constructor(readonly max: number) {
-    if (!Number.isInteger(max) || max < 1) throw new Error(`concurrency must be a positive integer, got ${max}`)
+    if (!Number.isInteger(max) || max < 1)
+      throw new Error(`concurrency must be a positive integer, got ${max}`)
   }
 
   async run<T>(task: () => Promise<T>): Promise<T> {
