@@ -27399,8 +27399,8 @@ var ExitCode;
   ExitCode2[ExitCode2["Success"] = 0] = "Success";
   ExitCode2[ExitCode2["Failure"] = 1] = "Failure";
 })(ExitCode || (ExitCode = {}));
-function setSecret(secret) {
-  issueCommand("add-mask", {}, secret);
+function setSecret(secret2) {
+  issueCommand("add-mask", {}, secret2);
 }
 function getInput(name, options) {
   const val = process.env[`INPUT_${name.replace(/ /g, "_").toUpperCase()}`] || "";
@@ -27584,10 +27584,13 @@ function platformFromConfig(config, where) {
   }
   const { os: os5, architecture, variant } = doc;
   if (typeof os5 !== "string" || typeof architecture !== "string" || !os5 || !architecture) {
-    throw new Error(`${where}: the image config names no os/architecture, so it is not a runnable image`);
+    throw new Error(
+      `${where}: the image config names no os/architecture, so it is not a runnable image`
+    );
   }
   const p = { architecture, os: os5 };
-  if (typeof doc["os.version"] === "string" && doc["os.version"]) p["os.version"] = doc["os.version"];
+  if (typeof doc["os.version"] === "string" && doc["os.version"])
+    p["os.version"] = doc["os.version"];
   const features = doc["os.features"];
   if (Array.isArray(features) && features.length) p["os.features"] = features.map(String);
   if (typeof variant === "string" && variant) p.variant = variant;
@@ -27705,13 +27708,18 @@ function ref(name, value) {
 }
 function parseTags(get) {
   const values = parseList(get("tags"));
-  if (values.length === 0) throw new InputError("input tags: no tag given (one or more full image references, e.g. ghcr.io/acme/app:1.2.3)");
+  if (values.length === 0)
+    throw new InputError(
+      "input tags: no tag given (one or more full image references, e.g. ghcr.io/acme/app:1.2.3)"
+    );
   const seen = /* @__PURE__ */ new Set();
   const out = [];
   for (const v of values) {
     const r = ref("tags", v);
     if (r.digest) {
-      throw new InputError(`input tags: "${v}" has a digest; tags must be tag references (the index digest is computed and given as the digest output)`);
+      throw new InputError(
+        `input tags: "${v}" has a digest; tags must be tag references (the index digest is computed and given as the digest output)`
+      );
     }
     r.tag ??= "latest";
     const key = formatReference(r);
@@ -27732,7 +27740,9 @@ function parseSources(get, tags) {
   if (repoInput) {
     bareRepo = ref("source-repository", repoInput);
     if (bareRepo.tag || bareRepo.digest) {
-      throw new InputError(`input source-repository: "${repoInput}" must be a repository without tag or digest`);
+      throw new InputError(
+        `input source-repository: "${repoInput}" must be a repository without tag or digest`
+      );
     }
   }
   const out = [];
@@ -27742,7 +27752,8 @@ function parseSources(get, tags) {
       continue;
     }
     const r = ref("sources", v);
-    if (r.digest) delete r.tag;
+    if (r.digest)
+      delete r.tag;
     else r.tag ??= "latest";
     out.push({ input: v, ref: r });
   }
@@ -27759,12 +27770,15 @@ function parseSources(get, tags) {
       if (n.startsWith(".")) continue;
       const digest = n.startsWith("sha256:") ? n : `sha256:${n}`;
       if (digestProblem(digest)) {
-        throw new InputError(`input digests-dir: file "${join(dir, n)}" is not named by a sha256 digest (expected 64 lowercase hex characters)`);
+        throw new InputError(
+          `input digests-dir: file "${join(dir, n)}" is not named by a sha256 digest (expected 64 lowercase hex characters)`
+        );
       }
       out.push(bareDigest("digests-dir", digest, bareRepo, digest));
     }
   }
-  if (out.length === 0) throw new InputError("input sources: no sources given (set sources and/or digests-dir)");
+  if (out.length === 0)
+    throw new InputError("input sources: no sources given (set sources and/or digests-dir)");
   return out;
 }
 function parseAnnotations(value) {
@@ -27779,14 +27793,36 @@ function parseAnnotations(value) {
 }
 function parseCredentials(get, tags, onSecret) {
   const creds = /* @__PURE__ */ new Map();
+  for (const line of get("registry-auth").split("\n").map((l) => l.trim())) {
+    if (!line || line.startsWith("#")) continue;
+    const m = /^([^=\s]+)=([^:]+):(.+)$/.exec(line);
+    if (!m) {
+      throw new InputError(
+        "input registry-auth: each line must be registry=username:password (a line does not match; its content is not shown because it may hold a secret)"
+      );
+    }
+    const [, registry, username2, password2] = m;
+    onSecret(password2);
+    creds.set(normalizeRegistry(registry), { username: username2, password: password2 });
+  }
   const username = get("username").trim();
   const password = get("password");
   if (password) onSecret(password);
   if (username || password) {
-    if (!username || !password) throw new InputError("inputs username and password: set both or neither");
+    if (!username || !password)
+      throw new InputError("inputs username and password: set both or neither");
     for (const t of tags) creds.set(t.registry, { username, password });
   }
   return creds;
+}
+function normalizeRegistry(host) {
+  const h = host.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
+  return ["index.docker.io", "registry-1.docker.io"].includes(h) ? "docker.io" : h;
+}
+function secret(value, onSecret) {
+  const v = value.trim();
+  if (v) onSecret(v);
+  return v;
 }
 function parseInputs(get, onSecret = () => {
 }) {
@@ -27815,7 +27851,8 @@ function parseInputs(get, onSecret = () => {
     retries: int(get, "retries", 4, 0, 20),
     timeoutSeconds: int(get, "timeout", 60, 1, 3600),
     insecureRegistries: parseList(get("insecure-registries")),
-    credentials
+    credentials,
+    githubToken: secret(get("github-token"), onSecret)
   };
 }
 
@@ -27850,7 +27887,9 @@ function parseManifest(raw, where) {
   try {
     doc = JSON.parse(Buffer.from(raw.bytes).toString("utf8"));
   } catch (e) {
-    throw new ManifestError(`${where}: the registry returned a manifest that is not valid JSON (${e.message})`);
+    throw new ManifestError(
+      `${where}: the registry returned a manifest that is not valid JSON (${e.message})`
+    );
   }
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
     throw new ManifestError(`${where}: the registry returned a manifest that is not a JSON object`);
@@ -27862,7 +27901,9 @@ function parseManifest(raw, where) {
     );
   }
   if (m.schemaVersion !== 2) {
-    throw new ManifestError(`${where}: unsupported manifest schemaVersion ${JSON.stringify(m.schemaVersion)}`);
+    throw new ManifestError(
+      `${where}: unsupported manifest schemaVersion ${JSON.stringify(m.schemaVersion)}`
+    );
   }
   const declared = typeof m.mediaType === "string" ? m.mediaType : void 0;
   let mediaType = declared ?? raw.mediaType;
@@ -27923,7 +27964,9 @@ function unwrapIndex(index, where) {
   }
   return index.manifests.map((d) => {
     if (!isManifestDescriptor(d)) {
-      throw new ManifestError(`${where}: entry ${d.digest} has media type ${d.mediaType}, which is not a manifest`);
+      throw new ManifestError(
+        `${where}: entry ${d.digest} has media type ${d.mediaType}, which is not a manifest`
+      );
     }
     const role = isAttestationDescriptor(d) ? "attestation" : isIndexType(d.mediaType) ? "nested-index" : isUnknownPlatform(d.platform) ? "unplatformed" : "image";
     return { role, descriptor: d };
@@ -27939,11 +27982,15 @@ function selectChildren(all, opts) {
   const filtered = images.filter((c) => {
     const p = c.descriptor.platform;
     const keep = !opts.platforms || opts.platforms.some((f) => platformMatches(f, p));
-    if (!keep) decisions.push(`skip ${formatPlatformFull(p)} ${c.descriptor.digest} from ${c.sourceInput}: not in platforms`);
+    if (!keep)
+      decisions.push(
+        `skip ${formatPlatformFull(p)} ${c.descriptor.digest} from ${c.sourceInput}: not in platforms`
+      );
     return keep;
   });
   const byDigest = /* @__PURE__ */ new Map();
-  for (const c of filtered) if (!byDigest.has(c.descriptor.digest)) byDigest.set(c.descriptor.digest, c);
+  for (const c of filtered)
+    if (!byDigest.has(c.descriptor.digest)) byDigest.set(c.descriptor.digest, c);
   const unique = [...byDigest.values()];
   const byPlatform = /* @__PURE__ */ new Map();
   for (const c of unique) {
@@ -27964,7 +28011,10 @@ function selectChildren(all, opts) {
     const winner = opts.onDuplicate === "first" ? group2[0] : group2[group2.length - 1];
     kept.add(winner);
     for (const c of group2) {
-      if (c !== winner) decisions.push(`drop ${key} ${c.descriptor.digest} from ${c.sourceInput}: duplicate platform (on-duplicate: ${opts.onDuplicate})`);
+      if (c !== winner)
+        decisions.push(
+          `drop ${key} ${c.descriptor.digest} from ${c.sourceInput}: duplicate platform (on-duplicate: ${opts.onDuplicate})`
+        );
     }
   }
   const out = [];
@@ -27986,7 +28036,9 @@ function selectChildren(all, opts) {
   for (const a of attestations) {
     if (!placed.has(a.descriptor.digest)) {
       placed.add(a.descriptor.digest);
-      decisions.push(`drop attestation ${a.descriptor.digest}: its image ${a.subject ?? "(none named)"} is not in the index`);
+      decisions.push(
+        `drop attestation ${a.descriptor.digest}: its image ${a.subject ?? "(none named)"} is not in the index`
+      );
     }
   }
   return { children: out, decisions };
@@ -28005,7 +28057,10 @@ function chooseIndexType(children, opts) {
         `format is "docker", but ${bad.digest} is ${bad.mediaType}; a Docker manifest list can only hold Docker v2 manifests (use format: auto or oci)`
       );
     }
-    if (hasAnnotations) throw new Error('format is "docker", but annotations need an OCI index (use format: auto or oci)');
+    if (hasAnnotations)
+      throw new Error(
+        'format is "docker", but annotations need an OCI index (use format: auto or oci)'
+      );
     return DOCKER_LIST;
   }
   if (opts.format === "oci") return OCI_INDEX;
@@ -28023,7 +28078,8 @@ function orderedDescriptor(d, docker) {
   const out = { mediaType: d.mediaType, digest: d.digest, size: d.size };
   if (!docker && d.artifactType) out.artifactType = d.artifactType;
   if (d.platform) out.platform = orderedPlatform(d.platform);
-  if (!docker && d.annotations && Object.keys(d.annotations).length) out.annotations = sortKeys(d.annotations);
+  if (!docker && d.annotations && Object.keys(d.annotations).length)
+    out.annotations = sortKeys(d.annotations);
   return out;
 }
 function sortKeys(o) {
@@ -28038,7 +28094,8 @@ function buildIndex(children, opts) {
     mediaType,
     manifests: children.map((d) => orderedDescriptor(d, docker))
   };
-  if (!docker && opts.annotations && Object.keys(opts.annotations).length) doc.annotations = sortKeys(opts.annotations);
+  if (!docker && opts.annotations && Object.keys(opts.annotations).length)
+    doc.annotations = sortKeys(opts.annotations);
   const json = JSON.stringify(doc, null, 2);
   const bytes = Buffer.from(json, "utf8");
   return { bytes, mediaType, digest: sha256(bytes), json };
@@ -28048,7 +28105,8 @@ function buildIndex(children, opts) {
 var Limiter = class {
   constructor(max) {
     this.max = max;
-    if (!Number.isInteger(max) || max < 1) throw new Error(`concurrency must be a positive integer, got ${max}`);
+    if (!Number.isInteger(max) || max < 1)
+      throw new Error(`concurrency must be a positive integer, got ${max}`);
   }
   max;
   active = 0;
@@ -28097,7 +28155,8 @@ async function ensureChildren(client, store, target, children) {
     todo.map(async (c) => {
       const raw = c.rewritten ?? await store.get(c.source, c.descriptor.digest);
       const parsed = parseManifest(raw, `${c.sourceInput} (${raw.digest})`);
-      if (parsed.kind !== "image") throw new Error(`${c.sourceInput}: ${raw.digest} is not an image manifest`);
+      if (parsed.kind !== "image")
+        throw new Error(`${c.sourceInput}: ${raw.digest} is not an image manifest`);
       await allSettledOrThrow(
         blobsOf(parsed.manifest).map(
           (b) => blobs.get(b.digest, async () => {
@@ -28154,7 +28213,11 @@ async function resolveSource(store, spec) {
   const raw = await store.get(ref2, reference);
   const parsed = parseManifest(raw, `${where} (${formatReference(ref2)})`);
   if (parsed.kind === "image") {
-    const descriptor = { mediaType: parsed.mediaType, digest: raw.digest, size: raw.bytes.length };
+    const descriptor = {
+      mediaType: parsed.mediaType,
+      digest: raw.digest,
+      size: raw.bytes.length
+    };
     return [await imageChild(store, spec, descriptor, parsed.manifest, where)];
   }
   return walkIndex(store, spec, raw, where);
@@ -28162,7 +28225,12 @@ async function resolveSource(store, spec) {
 async function imageChild(store, spec, descriptor, manifest, where) {
   const config = await store.config(spec.ref, manifest.config.digest);
   const platform2 = platformFromConfig(config, `${where} (${descriptor.digest})`);
-  return { kind: "image", descriptor: { ...descriptor, platform: platform2 }, source: spec.ref, sourceInput: spec.input };
+  return {
+    kind: "image",
+    descriptor: { ...descriptor, platform: platform2 },
+    source: spec.ref,
+    sourceInput: spec.input
+  };
 }
 async function walkIndex(store, spec, raw, where) {
   const parsed = parseManifest(raw, where);
@@ -28188,7 +28256,8 @@ async function walkIndex(store, spec, raw, where) {
         case "unplatformed": {
           const child = await store.get(spec.ref, descriptor.digest);
           const p = parseManifest(child, `${where} (${descriptor.digest})`);
-          if (p.kind !== "image") throw new Error(`${where}: ${descriptor.digest} is not an image manifest`);
+          if (p.kind !== "image")
+            throw new Error(`${where}: ${descriptor.digest} is not an image manifest`);
           return [await imageChild(store, spec, descriptor, p.manifest, where)];
         }
       }
@@ -28241,13 +28310,17 @@ async function merge(client, opts, log) {
   });
   if (opts.dryRun) {
     for (const t of tagResults) {
-      log.info(t.outcome === "unchanged" ? `${t.ref} already points at ${index.digest}` : `dry-run: would push ${t.ref} (now ${t.previous ?? "absent"})`);
+      log.info(
+        t.outcome === "unchanged" ? `${t.ref} already points at ${index.digest}` : `dry-run: would push ${t.ref} (now ${t.previous ?? "absent"})`
+      );
     }
   } else {
     const needsPush = (repo) => opts.tags.some((t, i) => repoName(t) === repoName(repo) && tagResults[i].outcome === "pushed");
     const pushTargets = targets.filter(needsPush);
     await log.group("Copy children into target repositories", async () => {
-      const stats = await allSettledOrThrow(pushTargets.map((t) => ensureChildren(client, store, t, children)));
+      const stats = await allSettledOrThrow(
+        pushTargets.map((t) => ensureChildren(client, store, t, children))
+      );
       pushTargets.forEach((t, i) => log.info(describeStats(t, stats[i])));
       if (pushTargets.length === 0) log.info("every tag is already current: nothing to copy");
     });
@@ -28262,7 +28335,9 @@ async function merge(client, opts, log) {
               continue;
             }
             await client.putManifest(t, t.tag ?? "latest", index);
-            log.info(`pushed ${r.ref} -> ${index.digest}${r.previous ? ` (was ${r.previous})` : ""}`);
+            log.info(
+              `pushed ${r.ref} -> ${index.digest}${r.previous ? ` (was ${r.previous})` : ""}`
+            );
           }
         })
       );
@@ -28270,7 +28345,8 @@ async function merge(client, opts, log) {
   }
   const images = children.filter((c) => c.kind === "image");
   const platformDigests = {};
-  for (const c of images) platformDigests[formatPlatformFull(c.descriptor.platform)] = c.descriptor.digest;
+  for (const c of images)
+    platformDigests[formatPlatformFull(c.descriptor.platform)] = c.descriptor.digest;
   return {
     index,
     children,
@@ -28441,7 +28517,9 @@ async function readCapped(res, max, url) {
   const declared = Number(res.headers["content-length"] ?? NaN);
   if (declared > max) {
     await res.body.dump();
-    throw new BodyTooLargeError(`response from ${new URL(url).host} is ${declared} bytes, over the ${max}-byte limit`);
+    throw new BodyTooLargeError(
+      `response from ${new URL(url).host} is ${declared} bytes, over the ${max}-byte limit`
+    );
   }
   const chunks = [];
   let total = 0;
@@ -28450,18 +28528,24 @@ async function readCapped(res, max, url) {
       total += chunk.length;
       if (total > max) {
         res.body.destroy();
-        throw new BodyTooLargeError(`response from ${new URL(url).host} is over the ${max}-byte limit`);
+        throw new BodyTooLargeError(
+          `response from ${new URL(url).host} is over the ${max}-byte limit`
+        );
       }
       chunks.push(chunk);
     }
   } catch (e) {
     if (e instanceof BodyTooLargeError) throw e;
     if (isTransientError(e)) throw e;
-    throw new TruncatedBodyError(`connection to ${new URL(url).host} broke while reading the response: ${e.message}`);
+    throw new TruncatedBodyError(
+      `connection to ${new URL(url).host} broke while reading the response: ${e.message}`
+    );
   }
   const body = Buffer.concat(chunks);
   if (!Number.isNaN(declared) && body.length !== declared) {
-    throw new TruncatedBodyError(`response from ${new URL(url).host} was cut short (${body.length} of ${declared} bytes)`);
+    throw new TruncatedBodyError(
+      `response from ${new URL(url).host} was cut short (${body.length} of ${declared} bytes)`
+    );
   }
   return body;
 }
@@ -28492,9 +28576,12 @@ var Authenticator = class {
   }
   /** Push scopes first: some registries read only the first scope of a request. */
   scopeList(registry) {
-    const repos = [...(this.scopes.get(registry) ?? /* @__PURE__ */ new Map()).entries()];
+    const repos = [...this.scopes.get(registry)?.entries() ?? []];
     const fmt = ([repo, set]) => `repository:${repo}:${["pull", "push"].filter((a) => set.has(a)).join(",")}`;
-    return [...repos.filter(([, s]) => s.has("push")), ...repos.filter(([, s]) => !s.has("push"))].map(fmt);
+    return [
+      ...repos.filter(([, s]) => s.has("push")),
+      ...repos.filter(([, s]) => !s.has("push"))
+    ].map(fmt);
   }
   state(registry) {
     let s = this.states.get(registry);
@@ -28510,7 +28597,9 @@ var Authenticator = class {
     if (s.generation !== generation) return;
     let p = this.pending.get(registry);
     if (!p) {
-      p = this.authenticate(registry, wwwAuthenticate, repo).finally(() => this.pending.delete(registry));
+      p = this.authenticate(registry, wwwAuthenticate, repo).finally(
+        () => this.pending.delete(registry)
+      );
       this.pending.set(registry, p);
     }
     await p;
@@ -28534,13 +28623,17 @@ var Authenticator = class {
       }
       s.authorization = "Basic " + Buffer.from(`${cred.username}:${cred.password}`).toString("base64");
     } else {
-      throw new RegistryError(`registry ${registry} refused access to ${repo} (401) without a usable WWW-Authenticate challenge`, 401);
+      throw new RegistryError(
+        `registry ${registry} refused access to ${repo} (401) without a usable WWW-Authenticate challenge`,
+        401
+      );
     }
     s.generation++;
   }
   async fetchToken(registry, c, cred, repo) {
     const realm = c.params.realm;
-    if (!realm) throw new RegistryError(`registry ${registry} sent a Bearer challenge without a realm`, 401);
+    if (!realm)
+      throw new RegistryError(`registry ${registry} sent a Bearer challenge without a realm`, 401);
     const all = this.scopeList(registry);
     if (c.params.scope && !all.includes(c.params.scope)) all.push(c.params.scope);
     try {
@@ -28554,7 +28647,11 @@ var Authenticator = class {
   async tokenRequest(registry, realm, service, scopes, cred) {
     let res;
     if (cred && "identityToken" in cred) {
-      const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: cred.identityToken, client_id: "multiarch-merge" });
+      const form = new URLSearchParams({
+        grant_type: "refresh_token",
+        refresh_token: cred.identityToken,
+        client_id: "multiarch-merge"
+      });
       if (service) form.set("service", service);
       if (scopes.length) form.set("scope", scopes.join(" "));
       res = await this.transport.send({
@@ -28568,7 +28665,8 @@ var Authenticator = class {
       if (service) u.searchParams.set("service", service);
       for (const s of scopes) u.searchParams.append("scope", s);
       const headers = {};
-      if (cred) headers.authorization = "Basic " + Buffer.from(`${cred.username}:${cred.password}`).toString("base64");
+      if (cred)
+        headers.authorization = "Basic " + Buffer.from(`${cred.username}:${cred.password}`).toString("base64");
       res = await this.transport.send({ method: "GET", url: u.toString(), headers });
     }
     const who = cred ? `as ${cred.username ?? "the identity token user"}` : "anonymously";
@@ -28583,10 +28681,15 @@ var Authenticator = class {
     try {
       doc = JSON.parse(Buffer.from(res.body).toString("utf8"));
     } catch {
-      throw new RegistryError(`token endpoint ${new URL(realm).host} for ${registry} returned a response that is not JSON (content-type ${header(res.headers, "content-type") ?? "none"})`);
+      throw new RegistryError(
+        `token endpoint ${new URL(realm).host} for ${registry} returned a response that is not JSON (content-type ${header(res.headers, "content-type") ?? "none"})`
+      );
     }
     const token = doc.token ?? doc.access_token;
-    if (!token) throw new RegistryError(`token endpoint ${new URL(realm).host} for ${registry} returned no token`);
+    if (!token)
+      throw new RegistryError(
+        `token endpoint ${new URL(realm).host} for ${registry} returned no token`
+      );
     return token;
   }
 };
@@ -28625,7 +28728,10 @@ var RegistryClient = class {
       const url = o.path.startsWith("http") ? o.path : this.origin(repo.registry) + o.path;
       let res;
       try {
-        res = await this.transport.send({ method: o.method, url, headers, body: o.body }, o.maxBodyBytes);
+        res = await this.transport.send(
+          { method: o.method, url, headers, body: o.body },
+          o.maxBodyBytes
+        );
       } catch (e) {
         throw this.networkError(repo, e, where);
       }
@@ -28634,7 +28740,12 @@ var RegistryClient = class {
         continue;
       }
       if (res.status === 401 && attempt < 2) {
-        await this.auth.refresh(repo.registry, generation, header(res.headers, "www-authenticate"), repo.repository);
+        await this.auth.refresh(
+          repo.registry,
+          generation,
+          header(res.headers, "www-authenticate"),
+          repo.repository
+        );
         continue;
       }
       if (res.status === 401) {
@@ -28656,7 +28767,9 @@ var RegistryClient = class {
         `TLS error talking to registry ${repo.registry} for ${where}: ${msg}. Trust its CA with NODE_EXTRA_CA_CERTS, or list it in insecure-registries`
       );
     }
-    return new RegistryError(`cannot reach registry ${repo.registry} for ${where}: ${code ? code + " " : ""}${msg}`);
+    return new RegistryError(
+      `cannot reach registry ${repo.registry} for ${where}: ${code ? code + " " : ""}${msg}`
+    );
   }
   fail(repo, what, res) {
     const { code, text } = describeErrorBody(Buffer.from(res.body).toString("utf8"));
@@ -28682,12 +28795,18 @@ var RegistryClient = class {
       });
     } catch (e) {
       if (e instanceof BodyTooLargeError) {
-        throw new RegistryError(`${what} on registry ${repo.registry} is larger than 4 MiB, the limit for manifests`);
+        throw new RegistryError(
+          `${what} on registry ${repo.registry} is larger than 4 MiB, the limit for manifests`
+        );
       }
       throw e;
     }
     if (res.status === 404) {
-      throw new RegistryError(`${what} not found on registry ${repo.registry}`, 404, "MANIFEST_UNKNOWN");
+      throw new RegistryError(
+        `${what} not found on registry ${repo.registry}`,
+        404,
+        "MANIFEST_UNKNOWN"
+      );
     }
     if (res.status !== 200) this.fail(repo, `GET ${what}`, res);
     const bytes = res.body;
@@ -28744,7 +28863,10 @@ var RegistryClient = class {
     return m.digest;
   }
   async blobExists(repo, digest) {
-    const res = await this.call(repo, { method: "HEAD", path: `/v2/${repo.repository}/blobs/${digest}` });
+    const res = await this.call(repo, {
+      method: "HEAD",
+      path: `/v2/${repo.repository}/blobs/${digest}`
+    });
     if (res.status === 200 || res.status === 307 || res.status === 302) return true;
     if (res.status === 404) return false;
     this.fail(repo, `HEAD blob ${digest}`, res);
@@ -28760,7 +28882,11 @@ var RegistryClient = class {
     if (res.status >= 300 && res.status < 400) {
       body = (await this.followRedirect(repo, res, maxBytes)).body;
     } else if (res.status === 404) {
-      throw new RegistryError(`blob ${digest} not found in ${repoName(repo)} on registry ${repo.registry}`, 404, "BLOB_UNKNOWN");
+      throw new RegistryError(
+        `blob ${digest} not found in ${repoName(repo)} on registry ${repo.registry}`,
+        404,
+        "BLOB_UNKNOWN"
+      );
     } else if (res.status !== 200) {
       this.fail(repo, `GET blob ${digest}`, res);
     }
@@ -28847,7 +28973,8 @@ var RegistryClient = class {
         this.fail(target, `uploading blob ${digest} (copied from ${repoName(source)})`, out);
       });
     }).then((res) => {
-      if (res.status !== 201 && res.status !== 204) this.fail(target, `uploading blob ${digest}`, res);
+      if (res.status !== 201 && res.status !== 204)
+        this.fail(target, `uploading blob ${digest}`, res);
     });
   }
   /** Opens a blob GET as a stream, following redirects (without auth off-origin). */
@@ -28866,12 +28993,19 @@ var RegistryClient = class {
         continue;
       }
       if (res.statusCode === 401 && sameOrigin && hop === 0) {
-        await this.auth.refresh(repo.registry, state.generation, header(res.headers, "www-authenticate"), repo.repository);
+        await this.auth.refresh(
+          repo.registry,
+          state.generation,
+          header(res.headers, "www-authenticate"),
+          repo.repository
+        );
         continue;
       }
       const out = { status: res.statusCode, headers: res.headers, body, url };
       if (res.statusCode >= 500 || res.statusCode === 429) {
-        throw Object.assign(new Error(`HTTP ${res.statusCode} reading blob ${digest}`), { code: "ECONNRESET" });
+        throw Object.assign(new Error(`HTTP ${res.statusCode} reading blob ${digest}`), {
+          code: "ECONNRESET"
+        });
       }
       this.fail(repo, `GET blob ${digest}`, out);
     }
@@ -28887,7 +29021,13 @@ function configKeys(registry) {
   if (registry === DOCKER_HUB) {
     return ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"];
   }
-  return [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `https://${registry}/v2/`];
+  return [
+    registry,
+    `https://${registry}`,
+    `http://${registry}`,
+    `https://${registry}/v1/`,
+    `https://${registry}/v2/`
+  ];
 }
 function readDockerConfig(env = process.env) {
   const dir = env.DOCKER_CONFIG || join2(env.HOME || homedir(), ".docker");
@@ -28917,14 +29057,17 @@ function dockerConfigCredential(config, registry) {
   return void 0;
 }
 var StaticCredentials = class {
-  constructor(explicit, config = {}) {
-    this.explicit = explicit;
-    this.config = config;
+  constructor(sources = {}) {
+    this.sources = sources;
   }
-  explicit;
-  config;
+  sources;
   get(registry) {
-    return this.explicit.get(registry) ?? dockerConfigCredential(this.config, registry);
+    const { explicit, config, githubToken } = this.sources;
+    const found = explicit?.get(registry) ?? (config ? dockerConfigCredential(config, registry) : void 0);
+    if (found) return found;
+    if (registry === "ghcr.io" && githubToken)
+      return { username: "x-access-token", password: githubToken };
+    return void 0;
   }
 };
 
@@ -28947,11 +29090,20 @@ function createClient(inputs, hooks) {
 async function run() {
   let client;
   try {
-    const inputs = parseInputs((name) => getInput(name), (s) => setSecret(s));
+    const inputs = parseInputs(
+      (name) => getInput(name),
+      (s) => setSecret(s)
+    );
     client = createClient(inputs, {
-      credentials: new StaticCredentials(inputs.credentials, readDockerConfig()),
+      credentials: new StaticCredentials({
+        explicit: inputs.credentials,
+        config: readDockerConfig(),
+        githubToken: inputs.githubToken
+      }),
       onSecret: (s) => setSecret(s),
-      onRetry: ({ url, attempt, delayMs, reason }) => info(`retry ${attempt} for ${new URL(url).host}${new URL(url).pathname} in ${delayMs} ms (${reason})`)
+      onRetry: ({ url, attempt, delayMs, reason }) => info(
+        `retry ${attempt} for ${new URL(url).host}${new URL(url).pathname} in ${delayMs} ms (${reason})`
+      )
     });
     const result = await merge(client, inputs, actionsLogger);
     setOutputs(result);

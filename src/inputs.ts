@@ -23,6 +23,8 @@ export interface Inputs {
   timeoutSeconds: number
   insecureRegistries: string[]
   credentials: Map<string, Credential>
+  /** Token for ghcr.io when no other credential is known (the workflow's GITHUB_TOKEN). */
+  githubToken: string
 }
 
 export class InputError extends Error {}
@@ -172,6 +174,22 @@ function parseCredentials(
   onSecret: (s: string) => void
 ): Map<string, Credential> {
   const creds = new Map<string, Credential>()
+  // registry-auth lines first, so that username/password win for the tags' registries.
+  for (const line of get('registry-auth')
+    .split('\n')
+    .map((l) => l.trim())) {
+    if (!line || line.startsWith('#')) continue
+    const m = /^([^=\s]+)=([^:]+):(.+)$/.exec(line)
+    if (!m) {
+      // Never echo the line: it holds a secret.
+      throw new InputError(
+        'input registry-auth: each line must be registry=username:password (a line does not match; its content is not shown because it may hold a secret)'
+      )
+    }
+    const [, registry, username, password] = m
+    onSecret(password)
+    creds.set(normalizeRegistry(registry), { username, password })
+  }
   const username = get('username').trim()
   const password = get('password')
   if (password) onSecret(password)
@@ -181,6 +199,18 @@ function parseCredentials(
     for (const t of tags) creds.set(t.registry, { username, password })
   }
   return creds
+}
+
+/** The registry part of a reference as users write it (docker.io for Docker Hub's aliases). */
+function normalizeRegistry(host: string): string {
+  const h = host.replace(/^https?:\/\//, '').replace(/\/.*$/, '')
+  return ['index.docker.io', 'registry-1.docker.io'].includes(h) ? 'docker.io' : h
+}
+
+function secret(value: string, onSecret: (s: string) => void): string {
+  const v = value.trim()
+  if (v) onSecret(v)
+  return v
 }
 
 export function parseInputs(get: InputReader, onSecret: (s: string) => void = () => {}): Inputs {
@@ -209,6 +239,7 @@ export function parseInputs(get: InputReader, onSecret: (s: string) => void = ()
     retries: int(get, 'retries', 4, 0, 20),
     timeoutSeconds: int(get, 'timeout', 60, 1, 3600),
     insecureRegistries: parseList(get('insecure-registries')),
-    credentials
+    credentials,
+    githubToken: secret(get('github-token'), onSecret)
   }
 }

@@ -36,7 +36,11 @@ export async function run(): Promise<void> {
       (s) => core.setSecret(s)
     )
     client = createClient(inputs, {
-      credentials: new StaticCredentials(inputs.credentials, readDockerConfig()),
+      credentials: new StaticCredentials({
+        explicit: inputs.credentials,
+        config: readDockerConfig(),
+        githubToken: inputs.githubToken
+      }),
       onSecret: (s) => core.setSecret(s),
       onRetry: ({ url, attempt, delayMs, reason }) =>
         core.info(

@@ -24,7 +24,7 @@ export async function mergeWith(values: Record<string, string>): Promise<MergeRu
   }
   const inputs = parseInputs((n) => values[n] ?? '')
   const client = createClient(inputs, {
-    credentials: new StaticCredentials(inputs.credentials),
+    credentials: new StaticCredentials({ explicit: inputs.credentials }),
     baseDelayMs: 20,
     onRetry: (r) => log.push(`retry ${r.attempt} ${r.reason}`)
   })

@@ -65,12 +65,25 @@ export function dockerConfigCredential(
   return undefined
 }
 
+export interface CredentialSources {
+  /** From inputs (username/password, registry-auth): they win over everything else. */
+  explicit?: Map<string, Credential>
+  /** The docker config (auths), as docker/login-action writes it. */
+  config?: DockerConfig
+  /** Used for ghcr.io when nothing else names it: the workflow's GITHUB_TOKEN. */
+  githubToken?: string
+}
+
+/** Credentials in docker's order of precedence, after the action's own inputs. */
 export class StaticCredentials implements CredentialStore {
-  constructor(
-    private readonly explicit: Map<string, Credential>,
-    private readonly config: DockerConfig = {}
-  ) {}
+  constructor(private readonly sources: CredentialSources = {}) {}
   get(registry: string): Credential | undefined {
-    return this.explicit.get(registry) ?? dockerConfigCredential(this.config, registry)
+    const { explicit, config, githubToken } = this.sources
+    const found =
+      explicit?.get(registry) ?? (config ? dockerConfigCredential(config, registry) : undefined)
+    if (found) return found
+    if (registry === 'ghcr.io' && githubToken)
+      return { username: 'x-access-token', password: githubToken }
+    return undefined
   }
 }
