@@ -13,6 +13,8 @@ export interface CopyStats {
   mounted: number
   streamed: number
   present: number
+  /** Blobs this run made (rewritten attestation configs). */
+  uploaded: number
 }
 
 export async function ensureChildren(
@@ -21,7 +23,7 @@ export async function ensureChildren(
   target: Repository,
   children: Child[]
 ): Promise<CopyStats> {
-  const stats: CopyStats = { manifests: 0, mounted: 0, streamed: 0, present: 0 }
+  const stats: CopyStats = { manifests: 0, mounted: 0, streamed: 0, present: 0, uploaded: 0 }
   // A blob shared by several children (a base layer) is handled once per target.
   const blobs = new OnceMap<void>()
   const seen = new Set<string>()
@@ -39,6 +41,12 @@ export async function ensureChildren(
       await allSettledOrThrow(
         blobsOf(parsed.manifest).map((b) =>
           blobs.get(b.digest, async () => {
+            const made = c.newBlobs?.find((n) => n.digest === b.digest)
+            if (made) {
+              await client.uploadBlob(target, made.digest, made.bytes)
+              stats.uploaded++
+              return
+            }
             const how = await ensureBlob(client, c.source, target, b.digest, b.size)
             stats[how]++
           })
@@ -71,5 +79,5 @@ async function ensureBlob(
 }
 
 export function describeStats(target: Repository, s: CopyStats): string {
-  return `${repoName(target)}: ${s.manifests} manifest(s) pushed, ${s.mounted} blob(s) mounted, ${s.streamed} streamed, ${s.present} already present`
+  return `${repoName(target)}: ${s.manifests} manifest(s) pushed, ${s.mounted} blob(s) mounted, ${s.streamed} streamed, ${s.present} already present${s.uploaded ? `, ${s.uploaded} uploaded` : ''}`
 }

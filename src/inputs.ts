@@ -16,7 +16,16 @@ export interface Inputs {
   attestations: AttestationMode
   platforms?: Platform[]
   onDuplicate: OnDuplicate
+  /** Index-level annotations. */
   annotations: Record<string, string>
+  /** Annotations added to every image descriptor in the index (metadata-action's manifest-descriptor:). */
+  descriptorAnnotations: Record<string, string>
+  /** Annotation lines that do not apply to an index, for a note in the log. */
+  ignoredAnnotations: string[]
+  requirePlatforms?: Platform[]
+  allowExtraPlatforms: boolean
+  append: boolean
+  onConflict: OnConflict
   dryRun: boolean
   maxConcurrency: number
   retries: number
@@ -25,6 +34,15 @@ export interface Inputs {
   credentials: Map<string, Credential>
   /** Token for ghcr.io when no other credential is known (the workflow's GITHUB_TOKEN). */
   githubToken: string
+}
+
+export type OnConflict = 'fail' | 'skip' | 'warn'
+
+/** What the workflow context adds with github-annotations: true. */
+export interface GithubContext {
+  serverUrl: string
+  repository: string
+  sha: string
 }
 
 export class InputError extends Error {}
@@ -78,11 +96,33 @@ function ref(name: string, value: string): Reference {
   }
 }
 
-function parseTags(get: InputReader): Reference[] {
-  const values = parseList(get('tags'))
+/** Tags from docker/metadata-action's json output (input metadata-json, or its environment variable). */
+function metadataTags(get: InputReader, env: NodeJS.ProcessEnv): string[] {
+  const fromInput = get('metadata-json').trim()
+  const name = fromInput ? 'input metadata-json' : 'DOCKER_METADATA_OUTPUT_JSON'
+  const text = fromInput || env.DOCKER_METADATA_OUTPUT_JSON?.trim()
+  if (!text) return []
+  let doc: unknown
+  try {
+    doc = JSON.parse(text)
+  } catch (e) {
+    throw new InputError(`${name}: not valid JSON (${(e as Error).message})`)
+  }
+  const tags = (doc as { tags?: unknown }).tags
+  if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) {
+    throw new InputError(
+      `${name}: expected docker/metadata-action's json output with a "tags" list`
+    )
+  }
+  return tags as string[]
+}
+
+function parseTags(get: InputReader, env: NodeJS.ProcessEnv): Reference[] {
+  let values = parseList(get('tags'))
+  if (values.length === 0) values = metadataTags(get, env)
   if (values.length === 0)
     throw new InputError(
-      'input tags: no tag given (one or more full image references, e.g. ghcr.io/acme/app:1.2.3)'
+      'input tags: no tag given (one or more full image references, e.g. ghcr.io/acme/app:1.2.3, or metadata-json)'
     )
   const seen = new Set<string>()
   const out: Reference[] = []
@@ -157,13 +197,33 @@ function parseSources(get: InputReader, tags: Reference[]): SourceSpec[] {
   return out
 }
 
-function parseAnnotations(value: string): Record<string, string> {
-  const out: Record<string, string> = {}
+interface Annotations {
+  index: Record<string, string>
+  descriptor: Record<string, string>
+  ignored: string[]
+}
+
+/**
+ * key=value lines for the index; docker/metadata-action's prefixed lines are accepted as it emits
+ * them: `index:` for the index, `manifest-descriptor:` for each image entry, other levels ignored.
+ */
+function parseAnnotations(value: string): Annotations {
+  const out: Annotations = { index: {}, descriptor: {}, ignored: [] }
   for (const line of value.split('\n').map((l) => l.trim())) {
     if (!line || line.startsWith('#')) continue
     const i = line.indexOf('=')
     if (i <= 0) throw new InputError(`input annotations: "${line}" is not key=value`)
-    out[line.slice(0, i).trim()] = line.slice(i + 1).trim()
+    let key = line.slice(0, i).trim()
+    const val = line.slice(i + 1).trim()
+    const prefix = /^([a-z-]+(?:\[[^\]]*\])?):(.+)$/.exec(key)
+    let level = 'index'
+    if (prefix && /^(index|manifest|manifest-descriptor|index-descriptor)(\[|$)/.test(prefix[1])) {
+      level = prefix[1]
+      key = prefix[2]
+    }
+    if (level === 'index') out.index[key] = val
+    else if (level === 'manifest-descriptor') out.descriptor[key] = val
+    else out.ignored.push(line)
   }
   return out
 }
@@ -213,27 +273,56 @@ function secret(value: string, onSecret: (s: string) => void): string {
   return v
 }
 
-export function parseInputs(get: InputReader, onSecret: (s: string) => void = () => {}): Inputs {
-  const tags = parseTags(get)
+function platformList(get: InputReader, name: string): Platform[] | undefined {
+  const values = parseList(get(name))
+  if (values.length === 0) return undefined
+  return values.map((v) => {
+    const p = parsePlatform(v)
+    if (typeof p === 'string') throw new InputError(`input ${name}: ${p}`)
+    return p
+  })
+}
+
+export function parseInputs(
+  get: InputReader,
+  onSecret: (s: string) => void = () => {},
+  env: NodeJS.ProcessEnv = process.env,
+  github?: GithubContext
+): Inputs {
+  const tags = parseTags(get, env)
   const credentials = parseCredentials(get, tags, onSecret)
   const sources = parseSources(get, tags)
-  let platforms: Platform[] | undefined
-  const pv = parseList(get('platforms'))
-  if (pv.length) {
-    platforms = pv.map((s) => {
-      const p = parsePlatform(s)
-      if (typeof p === 'string') throw new InputError(`input platforms: ${p}`)
-      return p
-    })
+  const annotations = parseAnnotations(get('annotations'))
+  if (bool(get, 'github-annotations')) {
+    if (!github) {
+      throw new InputError(
+        'input github-annotations: the workflow context (GITHUB_REPOSITORY, GITHUB_SHA) is not available'
+      )
+    }
+    // Only values fixed by the commit: a rerun of the same commit gives the same digest.
+    annotations.index['org.opencontainers.image.source'] ??=
+      `${github.serverUrl}/${github.repository}`
+    annotations.index['org.opencontainers.image.revision'] ??= github.sha
   }
   return {
     tags,
     sources,
     format: choice(get, 'format', ['auto', 'oci', 'docker'] as const, 'auto'),
-    attestations: choice(get, 'attestations', ['keep', 'strip'] as const, 'keep'),
-    platforms,
+    attestations: choice(
+      get,
+      'attestations',
+      ['keep', 'strip', 'strip-provenance'] as const,
+      'keep'
+    ),
+    platforms: platformList(get, 'platforms'),
     onDuplicate: choice(get, 'on-duplicate', ['error', 'first', 'last'] as const, 'error'),
-    annotations: parseAnnotations(get('annotations')),
+    annotations: annotations.index,
+    descriptorAnnotations: annotations.descriptor,
+    ignoredAnnotations: annotations.ignored,
+    requirePlatforms: platformList(get, 'require-platforms'),
+    allowExtraPlatforms: bool(get, 'allow-extra-platforms'),
+    append: bool(get, 'append'),
+    onConflict: choice(get, 'on-conflict', ['fail', 'skip', 'warn'] as const, 'fail'),
     dryRun: bool(get, 'dry-run'),
     maxConcurrency: int(get, 'max-concurrency', 8, 1, 64),
     retries: int(get, 'retries', 4, 0, 20),

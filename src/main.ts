@@ -1,11 +1,12 @@
 // The action: read inputs, merge, set outputs, write the job summary.
 import * as core from '@actions/core'
-import { InputError, parseInputs, type Inputs } from './inputs.js'
+import { context } from '@actions/github'
+import { formatPlatformFull, type Platform } from './core/platform.js'
+import { InputError, parseInputs, type GithubContext, type Inputs } from './inputs.js'
 import type { Logger } from './logger.js'
-import { merge, type MergeResult } from './merge.js'
+import { merge, MergeInputError, type MergeResult } from './merge.js'
 import { RegistryClient, type ClientOptions } from './registry/client.js'
 import { readDockerConfig, StaticCredentials } from './registry/credentials.js'
-import { formatPlatformFull, type Platform } from './core/platform.js'
 
 const actionsLogger: Logger = {
   info: (m) => core.info(m),
@@ -28,13 +29,30 @@ export function createClient(
   })
 }
 
+/** The workflow's repository and commit, when the runner provides them. */
+function githubContext(): GithubContext | undefined {
+  if (!process.env.GITHUB_REPOSITORY || !context.sha) return undefined
+  return {
+    serverUrl: context.serverUrl,
+    repository: process.env.GITHUB_REPOSITORY,
+    sha: context.sha
+  }
+}
+
 export async function run(): Promise<void> {
   let client: RegistryClient | undefined
+  // Docker Hub's pull allowance, as the registry last reported it per host.
+  const rateLimits = new Map<string, string>()
   try {
     const inputs = parseInputs(
       (name) => core.getInput(name),
-      (s) => core.setSecret(s)
+      (s) => core.setSecret(s),
+      process.env,
+      githubContext()
     )
+    for (const line of inputs.ignoredAnnotations) {
+      core.info(`annotation "${line}" is not for an index or its descriptors: ignored`)
+    }
     client = createClient(inputs, {
       credentials: new StaticCredentials({
         explicit: inputs.credentials,
@@ -45,37 +63,50 @@ export async function run(): Promise<void> {
       onRetry: ({ url, attempt, delayMs, reason }) =>
         core.info(
           `retry ${attempt} for ${new URL(url).host}${new URL(url).pathname} in ${delayMs} ms (${reason})`
-        )
+        ),
+      onResponse: (url, headers) => {
+        const remaining = headers['ratelimit-remaining']
+        if (typeof remaining === 'string') rateLimits.set(new URL(url).host, remaining)
+      }
     })
     const result = await merge(client, inputs, actionsLogger)
-    setOutputs(result)
+    setOutputs(result, inputs.dryRun)
     await writeSummary(result, inputs.dryRun)
-    const pushed = result.tags.filter((t) => t.outcome === 'pushed').map((t) => t.ref)
-    const verb = inputs.dryRun ? 'Dry run: would push' : 'Pushed'
-    core.notice(
-      `${verb} ${result.index.digest} (${result.platforms.join(', ')})` +
-        (pushed.length ? ` to ${pushed.join(', ')}` : '') +
-        (result.tags.some((t) => t.outcome === 'unchanged')
-          ? `; unchanged: ${result.tags
-              .filter((t) => t.outcome === 'unchanged')
-              .map((t) => t.ref)
-              .join(', ')}`
-          : '')
-    )
+    core.notice(describe(result, inputs.dryRun))
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e)
-    core.setFailed(e instanceof InputError ? message : `merge failed: ${message}`)
+    const fromInput = e instanceof InputError || e instanceof MergeInputError
+    core.setFailed(fromInput ? message : `merge failed: ${message}`)
   } finally {
+    for (const [host, remaining] of rateLimits)
+      core.info(`rate limit remaining at ${host}: ${remaining}`)
     await client?.close()
   }
 }
 
-function setOutputs(r: MergeResult): void {
+function describe(r: MergeResult, dryRun: boolean): string {
+  const by = (o: string): string[] => r.tags.filter((t) => t.outcome === o).map((t) => t.ref)
+  const parts = [
+    `${dryRun ? 'Dry run: would push' : 'Pushed'} ${r.index.digest} (${r.platforms.join(', ')})`
+  ]
+  const written = by(dryRun ? 'dry-run' : 'pushed')
+  if (written.length) parts.push(`to ${written.join(', ')}`)
+  if (by('unchanged').length) parts.push(`; unchanged: ${by('unchanged').join(', ')}`)
+  if (by('skipped').length)
+    parts.push(`; not overwritten (on-conflict): ${by('skipped').join(', ')}`)
+  return parts.join(' ')
+}
+
+function setOutputs(r: MergeResult, dryRun: boolean): void {
+  // `tags` lists the tags that hold the index now (or would, in a dry run).
+  const written = r.tags.filter(
+    (t) => t.outcome !== 'skipped' && (dryRun || t.outcome !== 'dry-run')
+  )
   core.setOutput('digest', r.index.digest)
   core.setOutput('media-type', r.index.mediaType)
   core.setOutput('manifest', r.index.json)
   core.setOutput('images', r.images.join('\n'))
-  core.setOutput('tags', r.tags.map((t) => t.ref).join('\n'))
+  core.setOutput('tags', written.map((t) => t.ref).join('\n'))
   core.setOutput('platforms', r.platforms.join(','))
   core.setOutput('platform-digests', JSON.stringify(r.platformDigests))
 }
@@ -83,21 +114,22 @@ function setOutputs(r: MergeResult): void {
 async function writeSummary(r: MergeResult, dryRun: boolean): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return
   const rows = r.children.map((c) => [
-    c.kind === 'image' ? formatPlatformFull(c.descriptor.platform as Platform) : 'attestation',
+    c.kind === 'image'
+      ? formatPlatformFull(c.descriptor.platform as Platform)
+      : `attestation of ${c.subject?.slice(7, 19) ?? '?'}`,
     `<code>${c.descriptor.digest}</code>`,
     String(c.descriptor.size),
-    c.sourceInput
+    c.sourceInput,
+    c.kind === 'image' ? (r.attestations[c.descriptor.digest] ?? 'none') : ''
   ])
   await core.summary
     .addHeading(dryRun ? 'multiarch-merge (dry run)' : 'multiarch-merge', 3)
     .addRaw(`Index <code>${r.index.digest}</code> (${r.index.mediaType})`, true)
     .addTable([
-      [
-        { data: 'platform', header: true },
-        { data: 'digest', header: true },
-        { data: 'size', header: true },
-        { data: 'source', header: true }
-      ],
+      ['platform', 'digest', 'size', 'source', 'attestations'].map((data) => ({
+        data,
+        header: true
+      })),
       ...rows
     ])
     .addList(r.tags.map((t) => `${t.ref}: ${t.outcome}`))

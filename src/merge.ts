@@ -1,5 +1,6 @@
 // The merge: resolve sources, choose entries, build the index, copy children, push every tag.
 import {
+  checkRequiredPlatforms,
   selectChildren,
   type AttestationMode,
   type Child,
@@ -11,8 +12,10 @@ import { formatPlatform, formatPlatformFull, type Platform } from './core/platfo
 import { formatReference, repoName, type Reference, type Repository } from './core/reference.js'
 import { describeStats, ensureChildren } from './copy.js'
 import type { Logger } from './logger.js'
+import { stripProvenanceFrom } from './provenance.js'
 import type { ManifestHead, RegistryClient } from './registry/client.js'
-import { ManifestStore, resolveSources, type SourceSpec } from './resolve.js'
+import { RegistryError } from './registry/errors.js'
+import { ManifestStore, resolveSource, resolveSources, type SourceSpec } from './resolve.js'
 import { allSettledOrThrow } from './util/limiter.js'
 
 export interface MergeOptions {
@@ -23,10 +26,15 @@ export interface MergeOptions {
   platforms?: Platform[]
   onDuplicate: OnDuplicate
   annotations: Record<string, string>
+  descriptorAnnotations?: Record<string, string>
+  requirePlatforms?: Platform[]
+  allowExtraPlatforms?: boolean
+  append?: boolean
+  onConflict?: 'fail' | 'skip' | 'warn'
   dryRun: boolean
 }
 
-export type TagOutcome = 'pushed' | 'unchanged' | 'dry-run'
+export type TagOutcome = 'pushed' | 'unchanged' | 'dry-run' | 'skipped'
 
 export interface MergeResult {
   index: RawManifest & { json: string }
@@ -37,7 +45,12 @@ export interface MergeResult {
   tags: Array<{ ref: string; outcome: TagOutcome; previous?: string }>
   platforms: string[]
   platformDigests: Record<string, string>
+  /** For each image digest: what happened to its attestations, for the summary. */
+  attestations: Record<string, string>
 }
+
+/** A failure the user can fix by changing an input; reported without "merge failed". */
+export class MergeInputError extends Error {}
 
 function uniqueRepos(refs: Repository[]): Repository[] {
   const map = new Map<string, Repository>()
@@ -55,19 +68,45 @@ export async function merge(
   for (const s of uniqueRepos(opts.sources.map((s) => s.ref))) client.declare(s, ['pull'])
   const store = new ManifestStore(client)
 
+  // append reads what the first tag holds; its GET also tells its digest.
+  const first = opts.tags[0]
+  const appendBase = opts.append
+    ? store.get(first, first.tag ?? 'latest').catch((e: unknown) => {
+        if (e instanceof RegistryError && e.status === 404) return undefined
+        throw e
+      })
+    : undefined
   // Ask what each tag holds now, in parallel with resolving: only needed once the index exists.
-  const heads = opts.tags.map((t) =>
-    client.headManifest(t, t.tag ?? 'latest').then(
-      (h): ManifestHead | undefined => h,
-      (e: unknown) => {
-        log.debug(`HEAD ${formatReference(t)} failed (${(e as Error).message}); it will be pushed`)
-        return undefined
-      }
-    )
-  )
+  const heads = opts.tags.map((t, i): Promise<ManifestHead | undefined> => {
+    if (i === 0 && appendBase) {
+      return appendBase
+        .then((m) => m && { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length })
+        .catch(() => undefined)
+    }
+    return client.headManifest(t, t.tag ?? 'latest').catch((e: unknown) => {
+      log.debug(`HEAD ${formatReference(t)} failed (${(e as Error).message}); it will be pushed`)
+      return undefined
+    })
+  })
 
-  const { children, decisions, index } = await log.group('Resolve sources', async () => {
-    const all = await resolveSources(store, opts.sources)
+  const resolved = await log.group('Resolve sources', async () => {
+    const [fromSources, existing] = await Promise.all([
+      resolveSources(store, opts.sources),
+      appendBase?.then(async (m) => {
+        if (!m) {
+          log.info(
+            `append: ${formatReference(first)} does not exist yet; merging the sources alone`
+          )
+          return []
+        }
+        const spec = {
+          input: `${formatReference(first)} (current)`,
+          ref: { ...first, digest: m.digest }
+        }
+        return (await resolveSource(store, spec)).map((c) => ({ ...c, existing: true }))
+      }) ?? []
+    ])
+    const all = [...existing, ...fromSources]
     for (const c of all) {
       const p = c.descriptor.platform
       const what =
@@ -75,14 +114,50 @@ export async function merge(
       log.info(`${c.sourceInput}: ${what} ${c.descriptor.digest} (${c.descriptor.mediaType})`)
     }
     const selection = selectChildren(all, opts)
+    let children = selection.children
+    if (opts.platforms && !children.some((c) => c.kind === 'image')) {
+      const found = all
+        .filter((c) => c.kind === 'image')
+        .map((c) => formatPlatformFull(c.descriptor.platform as Platform))
+      throw new MergeInputError(
+        `input platforms: ${opts.platforms.map(formatPlatformFull).join(', ')} matches none of the images found (${found.join(', ')})`
+      )
+    }
+    if (opts.requirePlatforms) {
+      const problem = checkRequiredPlatforms(
+        children,
+        opts.requirePlatforms,
+        !!opts.allowExtraPlatforms,
+        opts.sources.map((s) => s.input)
+      )
+      if (problem) throw new MergeInputError(problem)
+    }
+    if (opts.attestations === 'strip-provenance') {
+      children = await stripProvenanceFrom(store, children, selection.decisions)
+    }
+    const extra = opts.descriptorAnnotations ?? {}
+    if (Object.keys(extra).length) {
+      children = children.map((c) =>
+        c.kind === 'image'
+          ? {
+              ...c,
+              descriptor: {
+                ...c.descriptor,
+                annotations: { ...c.descriptor.annotations, ...extra }
+              }
+            }
+          : c
+      )
+    }
     for (const d of selection.decisions) log.info(d)
-    const built = buildIndex(
-      selection.children.map((c) => c.descriptor),
+    const index = buildIndex(
+      children.map((c) => c.descriptor),
       { format: opts.format, annotations: opts.annotations }
     )
-    log.info(`index ${built.digest} (${built.mediaType}, ${selection.children.length} entries)`)
-    return { ...selection, index: built }
+    log.info(`index ${index.digest} (${index.mediaType}, ${children.length} entries)`)
+    return { all, children, decisions: selection.decisions, index }
   })
+  const { children, index } = resolved
 
   const current = await Promise.all(heads)
   const tagResults: MergeResult['tags'] = opts.tags.map((t, i) => {
@@ -103,40 +178,7 @@ export async function merge(
       )
     }
   } else {
-    // A repository whose tags all already point at this index holds its children too.
-    const needsPush = (repo: Repository): boolean =>
-      opts.tags.some((t, i) => repoName(t) === repoName(repo) && tagResults[i].outcome === 'pushed')
-    const pushTargets = targets.filter(needsPush)
-
-    await log.group('Copy children into target repositories', async () => {
-      // Every child must be in every target before any tag moves: a failure leaves all tags as they were.
-      const stats = await allSettledOrThrow(
-        pushTargets.map((t) => ensureChildren(client, store, t, children))
-      )
-      pushTargets.forEach((t, i) => log.info(describeStats(t, stats[i])))
-      if (pushTargets.length === 0) log.info('every tag is already current: nothing to copy')
-    })
-
-    await log.group('Push tags', async () => {
-      // Tags of one repository go one after another (Quay fails concurrent PUTs of one manifest);
-      // repositories run in parallel.
-      await allSettledOrThrow(
-        targets.map(async (repo) => {
-          for (const [i, t] of opts.tags.entries()) {
-            if (repoName(t) !== repoName(repo)) continue
-            const r = tagResults[i]
-            if (r.outcome === 'unchanged') {
-              log.info(`${r.ref} already points at ${index.digest}: not pushed again`)
-              continue
-            }
-            await client.putManifest(t, t.tag ?? 'latest', index)
-            log.info(
-              `pushed ${r.ref} -> ${index.digest}${r.previous ? ` (was ${r.previous})` : ''}`
-            )
-          }
-        })
-      )
-    })
+    await copyAndPush(client, store, opts, targets, children, index, tagResults, log)
   }
 
   const images = children.filter((c) => c.kind === 'image')
@@ -146,10 +188,91 @@ export async function merge(
   return {
     index,
     children,
-    decisions,
+    decisions: resolved.decisions,
     images: targets.map((t) => `${repoName(t)}@${index.digest}`),
     tags: tagResults,
     platforms: images.map((c) => formatPlatform(c.descriptor.platform as Platform)),
-    platformDigests
+    platformDigests,
+    attestations: describeAttestations(resolved.all, children, opts.attestations)
   }
+}
+
+async function copyAndPush(
+  client: RegistryClient,
+  store: ManifestStore,
+  opts: MergeOptions,
+  targets: Repository[],
+  children: Child[],
+  index: RawManifest,
+  tagResults: MergeResult['tags'],
+  log: Logger
+): Promise<void> {
+  // A repository whose tags all already point at this index holds its children too.
+  const pushTargets = targets.filter((repo) =>
+    opts.tags.some((t, i) => repoName(t) === repoName(repo) && tagResults[i].outcome === 'pushed')
+  )
+  await log.group('Copy children into target repositories', async () => {
+    // Every child must be in every target before any tag moves: a failure leaves all tags as they were.
+    const stats = await allSettledOrThrow(
+      pushTargets.map((t) => ensureChildren(client, store, t, children))
+    )
+    pushTargets.forEach((t, i) => log.info(describeStats(t, stats[i])))
+    if (pushTargets.length === 0) log.info('every tag is already current: nothing to copy')
+  })
+
+  await log.group('Push tags', async () => {
+    // Tags of one repository go one after another (Quay fails concurrent PUTs of one manifest);
+    // repositories run in parallel.
+    await allSettledOrThrow(
+      targets.map(async (repo) => {
+        for (const [i, t] of opts.tags.entries()) {
+          if (repoName(t) !== repoName(repo)) continue
+          const r = tagResults[i]
+          if (r.outcome === 'unchanged') {
+            log.info(`${r.ref} already points at ${index.digest}: not pushed again`)
+            continue
+          }
+          try {
+            await client.putManifest(t, t.tag ?? 'latest', index)
+          } catch (e) {
+            const status = e instanceof RegistryError ? e.status : undefined
+            if ((status !== 403 && status !== 409) || !r.previous) throw e
+            // The tag exists with another digest and the registry refuses to move it.
+            const message =
+              `tag ${r.ref} holds ${r.previous} and the registry refused to overwrite it (HTTP ${status}): ` +
+              `the credentials lack overwrite (delete) permission on ${repoName(repo)}, or the tag is immutable`
+            if (opts.onConflict === 'skip') log.info(`skipped: ${message}`)
+            else if (opts.onConflict === 'warn') log.warning(message)
+            else
+              throw new RegistryError(`${message} (set on-conflict: skip or warn to go on)`, status)
+            r.outcome = 'skipped'
+            continue
+          }
+          log.info(`pushed ${r.ref} -> ${index.digest}${r.previous ? ` (was ${r.previous})` : ''}`)
+        }
+      })
+    )
+  })
+}
+
+function describeAttestations(
+  all: Child[],
+  kept: Child[],
+  mode: AttestationMode
+): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const img of kept.filter((c) => c.kind === 'image')) {
+    const d = img.descriptor.digest
+    const had = all.filter((c) => c.kind === 'attestation' && c.subject === d).length
+    const has = kept.filter((c) => c.kind === 'attestation' && c.subject === d).length
+    out[d] =
+      had === 0
+        ? 'none'
+        : mode === 'strip'
+          ? `stripped (${had})`
+          : mode === 'strip-provenance'
+            ? `provenance stripped (${has} of ${had} kept)`
+            : `kept (${has})`
+  }
+  return out
 }

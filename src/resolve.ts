@@ -27,8 +27,14 @@ export class ManifestStore {
 
   get(repo: Repository, reference: string): Promise<RawManifest> {
     // Content-addressed: a digest names the same bytes in any repository we may read it from.
-    const key = reference.includes(':') ? reference : `${repoName(repo)}:${reference}`
-    return this.manifests.get(key, () => this.client.getManifest(repo, reference))
+    if (reference.includes(':')) {
+      return this.manifests.get(reference, () => this.client.getManifest(repo, reference))
+    }
+    return this.manifests.get(`${repoName(repo)}:${reference}`, async () => {
+      const m = await this.client.getManifest(repo, reference)
+      this.manifests.seed(m.digest, m)
+      return m
+    })
   }
 
   config(repo: Repository, digest: string): Promise<Uint8Array> {
@@ -44,7 +50,7 @@ export async function resolveSources(
   return lists.flat()
 }
 
-async function resolveSource(store: ManifestStore, spec: SourceSpec): Promise<Child[]> {
+export async function resolveSource(store: ManifestStore, spec: SourceSpec): Promise<Child[]> {
   const { ref } = spec
   const reference = ref.digest ?? ref.tag ?? 'latest'
   const where = `source ${spec.input}`

@@ -109,4 +109,68 @@ describe('parseInputs', () => {
     expect(secrets).toEqual(['p4ss'])
     expect(i.credentials.get('r.io')).toEqual({ username: 'u', password: 'p4ss' })
   })
+
+  it('reads tags from metadata-action json (input or environment) and sorts annotation levels', () => {
+    const json = JSON.stringify({ tags: ['r.io/a:main', 'r.io/a:sha-1'], labels: {} })
+    expect(
+      parseInputs(reader({ 'metadata-json': json, sources: D1 })).tags.map((t) => t.tag)
+    ).toEqual(['main', 'sha-1'])
+    const fromEnv = parseInputs(reader({ sources: D1 }), () => {}, {
+      DOCKER_METADATA_OUTPUT_JSON: json
+    })
+    expect(fromEnv.tags).toHaveLength(2)
+    expect(() => parseInputs(reader({ 'metadata-json': '{nope', sources: D1 }))).toThrow(
+      /input metadata-json: not valid JSON/
+    )
+    const i = parseInputs(
+      reader({
+        tags: 'r.io/a:1',
+        sources: D1,
+        annotations:
+          'a=1\nindex:b=2\nmanifest-descriptor:c=3\nmanifest:d=4\nindex-descriptor:e=5\nurl=https://x.io/a:b'
+      })
+    )
+    expect(i.annotations).toEqual({ a: '1', b: '2', url: 'https://x.io/a:b' })
+    expect(i.descriptorAnnotations).toEqual({ c: '3' })
+    expect(i.ignoredAnnotations).toEqual(['manifest:d=4', 'index-descriptor:e=5'])
+  })
+
+  it('adds github annotations from the context, and refuses them without one', () => {
+    const gh = { serverUrl: 'https://github.com', repository: 'acme/app', sha: 'abc' }
+    const i = parseInputs(
+      reader({ tags: 'r.io/a:1', sources: D1, 'github-annotations': 'true' }),
+      () => {},
+      {},
+      gh
+    )
+    expect(i.annotations).toEqual({
+      'org.opencontainers.image.source': 'https://github.com/acme/app',
+      'org.opencontainers.image.revision': 'abc'
+    })
+    expect(() =>
+      parseInputs(
+        reader({ tags: 'r.io/a:1', sources: D1, 'github-annotations': 'true' }),
+        () => {},
+        {}
+      )
+    ).toThrow(/input github-annotations/)
+  })
+
+  it('never echoes a registry-auth line, and masks its secret', () => {
+    const secrets: string[] = []
+    const i = parseInputs(
+      reader({ tags: 'r.io/a:1', sources: D1, 'registry-auth': 'docker.io=me:tok3n\nghcr.io=u:p' }),
+      (s) => secrets.push(s)
+    )
+    expect(i.credentials.get('docker.io')).toEqual({ username: 'me', password: 'tok3n' })
+    expect(secrets).toEqual(['tok3n', 'p'])
+    expect(() =>
+      parseInputs(reader({ tags: 'r.io/a:1', sources: D1, 'registry-auth': 'garbage-s3cret' }))
+    ).toThrow(/registry-auth/)
+    try {
+      parseInputs(reader({ tags: 'r.io/a:1', sources: D1, 'registry-auth': 'garbage-s3cret' }))
+    } catch (e) {
+      expect((e as Error).message).not.toContain('s3cret')
+    }
+  })
 })

@@ -32,6 +32,10 @@ export interface Child {
   subject?: string
   /** A manifest made by this run (strip-provenance); pushed from these bytes, not copied. */
   rewritten?: RawManifest
+  /** Blobs made by this run that the rewritten manifest references (its new config). */
+  newBlobs?: Array<{ digest: string; bytes: Uint8Array }>
+  /** Set for entries taken from what the first tag already held (append). */
+  existing?: boolean
 }
 
 export type EntryRole = 'image' | 'attestation' | 'nested-index' | 'unplatformed'
@@ -105,7 +109,20 @@ export function selectChildren(all: Child[], opts: SelectOptions): Selection {
   const byDigest = new Map<string, Child>()
   for (const c of filtered)
     if (!byDigest.has(c.descriptor.digest)) byDigest.set(c.descriptor.digest, c)
-  const unique = [...byDigest.values()]
+  // append: a new source replaces what the tag held for the same platform.
+  const newKeys = new Set(
+    [...byDigest.values()]
+      .filter((c) => !c.existing)
+      .map((c) => platformKey(c.descriptor.platform as Platform))
+  )
+  const unique = [...byDigest.values()].filter((c) => {
+    const key = platformKey(c.descriptor.platform as Platform)
+    if (!c.existing || !newKeys.has(key)) return true
+    decisions.push(
+      `replace ${key} ${c.descriptor.digest} (held by ${c.sourceInput}): a source provides ${key}`
+    )
+    return false
+  })
 
   const byPlatform = new Map<string, Child[]>()
   for (const c of unique) {
@@ -161,3 +178,32 @@ export function selectChildren(all: Child[], opts: SelectOptions): Selection {
 }
 
 export class DuplicatePlatformError extends Error {}
+
+/**
+ * The guard against a silently skipped matrix leg: every required platform is present, and no
+ * other one unless extras are allowed. Returns an error message, or undefined when satisfied.
+ */
+export function checkRequiredPlatforms(
+  children: Child[],
+  required: Platform[],
+  allowExtra: boolean,
+  sourceInputs: string[]
+): string | undefined {
+  const have = children
+    .filter((c) => c.kind === 'image')
+    .map((c) => c.descriptor.platform as Platform)
+  const missing = required.filter((r) => !have.some((p) => platformMatches(r, p)))
+  const extra = allowExtra ? [] : have.filter((p) => !required.some((r) => platformMatches(r, p)))
+  if (missing.length === 0 && extra.length === 0) return undefined
+  const parts: string[] = []
+  if (missing.length) parts.push(`missing ${missing.map(formatPlatformFull).join(', ')}`)
+  if (extra.length) {
+    parts.push(
+      `not listed: ${extra.map(formatPlatformFull).join(', ')} (set allow-extra-platforms: true to permit extras)`
+    )
+  }
+  return (
+    `input require-platforms: ${parts.join('; ')}. ` +
+    `The merge would hold ${have.map(formatPlatformFull).join(', ') || 'no image'}, from sources: ${sourceInputs.join(', ')}`
+  )
+}

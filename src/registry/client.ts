@@ -81,11 +81,7 @@ export class RegistryClient {
       } catch (e) {
         throw this.networkError(repo, e, where)
       }
-      if (
-        res.status === 400 &&
-        this.scheme(repo.registry) === 'http' &&
-        /HTTPS server/i.test(Buffer.from(res.body).toString())
-      ) {
+      if (res.status === 400 && (await this.speaksTls(repo, res, o.method))) {
         // A loopback registry that speaks TLS: switch once, as docker does.
         this.schemes.set(repo.registry, 'https')
         continue
@@ -101,12 +97,28 @@ export class RegistryClient {
       }
       if (res.status === 401) {
         throw new RegistryError(
-          `authentication failed for ${where} on registry ${repo.registry}: check the credentials for ${repo.registry} and that they may access ${repo.repository}`,
+          `authentication failed for ${where} on registry ${repo.registry} ${state.who}: check the credentials for ${repo.registry} and that they may access ${repo.repository}`,
           401
         )
       }
       return res
     }
+  }
+
+  /**
+   * Whether a 400 to a plain-HTTP loopback registry is Go's answer to HTTP on a TLS port. A HEAD
+   * answer has no body to tell by, so /v2/ is asked with a GET.
+   */
+  private async speaksTls(repo: Repository, res: HttpResponse, method: string): Promise<boolean> {
+    if (this.scheme(repo.registry) !== 'http') return false
+    const tlsHint = (r: HttpResponse): boolean =>
+      r.status === 400 && /HTTP request to an HTTPS server/i.test(Buffer.from(r.body).toString())
+    if (tlsHint(res)) return true
+    if (method !== 'HEAD') return false
+    const probe = await this.transport
+      .send({ method: 'GET', url: `${this.origin(repo.registry)}/v2/` }, 64 * 1024)
+      .catch(() => undefined)
+    return probe !== undefined && tlsHint(probe)
   }
 
   private networkError(repo: Repository, e: unknown, where: string): Error {
@@ -304,6 +316,21 @@ export class RegistryClient {
     if (res.status === 201) return 'mounted'
     if (res.status === 202) return { location: header(res.headers, 'location') }
     return {}
+  }
+
+  /** Uploads a small blob made by this run (one POST, one monolithic PUT), unless it is there. */
+  async uploadBlob(target: Repository, digest: string, bytes: Uint8Array): Promise<void> {
+    if (await this.blobExists(target, digest)) return
+    const location = await this.startUpload(target)
+    const url = new URL(location, this.origin(target.registry) + '/')
+    url.searchParams.set('digest', digest)
+    const res = await this.call(target, {
+      method: 'PUT',
+      path: url.toString(),
+      headers: { 'content-type': 'application/octet-stream' },
+      body: bytes
+    })
+    if (res.status !== 201 && res.status !== 204) this.fail(target, `uploading blob ${digest}`, res)
   }
 
   private async startUpload(target: Repository): Promise<string> {

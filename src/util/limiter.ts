@@ -32,6 +32,11 @@ export async function allSettledOrThrow<T>(tasks: Array<Promise<T>>): Promise<T[
 /** Memoises an async function by key, so concurrent callers share one request. */
 export class OnceMap<T> {
   private readonly map = new Map<string, Promise<T>>()
+  /** Records a value already known under another key (a manifest fetched by tag is also its digest's). */
+  seed(key: string, value: T): void {
+    if (!this.map.has(key)) this.map.set(key, Promise.resolve(value))
+  }
+
   get(key: string, make: () => Promise<T>): Promise<T> {
     let p = this.map.get(key)
     if (!p) {
