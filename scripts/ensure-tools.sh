@@ -18,7 +18,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
 fi
 
-if [ ! -x node_modules/.bin/jest ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# npm ci only when node_modules is missing or was installed from another lock file.
+stamp=node_modules/.multiarch-merge-lock
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -x node_modules/.bin/jest ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "installing npm dependencies (npm ci)" >&2
   npm ci --no-audit --no-fund >&2
+  echo "$want" > "$stamp"
 fi

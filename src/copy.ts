@@ -2,7 +2,7 @@
 // blobs are mounted across repositories of one registry (falling back to a streamed upload)
 // or streamed across registries, then child manifests are PUT by digest with their exact bytes.
 import type { Child } from './core/children.js'
-import { blobsOf, parseManifest } from './core/manifest.js'
+import { blobsOf, parseManifest, type RawManifest } from './core/manifest.js'
 import { repoName, sameRepository, type Repository } from './core/reference.js'
 import type { RegistryClient } from './registry/client.js'
 import type { ManifestStore } from './resolve.js'
@@ -17,67 +17,83 @@ export interface CopyStats {
   uploaded: number
 }
 
-export async function ensureChildren(
-  client: RegistryClient,
-  store: ManifestStore,
-  target: Repository,
-  children: Child[]
-): Promise<CopyStats> {
-  const stats: CopyStats = { manifests: 0, mounted: 0, streamed: 0, present: 0, uploaded: 0 }
-  // A blob shared by several children (a base layer) is handled once per target.
-  const blobs = new OnceMap<void>()
-  const seen = new Set<string>()
-  const todo = children.filter((c) => {
-    if (seen.has(c.descriptor.digest)) return false
-    seen.add(c.descriptor.digest)
-    return c.rewritten !== undefined || !sameRepository(c.source, target)
-  })
-  await allSettledOrThrow(
-    todo.map(async (c) => {
-      const raw = c.rewritten ?? (await store.get(c.source, c.descriptor.digest))
-      const parsed = parseManifest(raw, `${c.sourceInput} (${raw.digest})`)
+/** Copies image manifests into one target repository; each blob and manifest once. */
+export class TargetCopier {
+  readonly stats: CopyStats = { manifests: 0, mounted: 0, streamed: 0, present: 0, uploaded: 0 }
+  private readonly blobs = new OnceMap<void>()
+  private readonly manifests = new OnceMap<void>()
+
+  constructor(
+    readonly client: RegistryClient,
+    readonly target: Repository
+  ) {}
+
+  /** Puts `raw` (an image manifest from `source`, or made by this run with `newBlobs`) into the target. */
+  copy(
+    raw: RawManifest,
+    source: Repository,
+    what: string,
+    newBlobs: Child['newBlobs'] = []
+  ): Promise<void> {
+    return this.manifests.get(raw.digest, async () => {
+      const parsed = parseManifest(raw, `${what} (${raw.digest})`)
       if (parsed.kind !== 'image')
-        throw new Error(`${c.sourceInput}: ${raw.digest} is not an image manifest`)
+        throw new Error(`${what}: ${raw.digest} is not an image manifest`)
       await allSettledOrThrow(
         blobsOf(parsed.manifest).map((b) =>
-          blobs.get(b.digest, async () => {
-            const made = c.newBlobs?.find((n) => n.digest === b.digest)
+          // A blob shared by several manifests (a base layer) is handled once per target.
+          this.blobs.get(b.digest, async () => {
+            const made = newBlobs.find((n) => n.digest === b.digest)
             if (made) {
-              await client.uploadBlob(target, made.digest, made.bytes)
-              stats.uploaded++
+              await this.client.uploadBlob(this.target, made.digest, made.bytes)
+              this.stats.uploaded++
               return
             }
-            const how = await ensureBlob(client, c.source, target, b.digest, b.size)
-            stats[how]++
+            this.stats[await this.ensureBlob(source, b.digest, b.size)]++
           })
         )
       )
-      await client.putManifest(target, raw.digest, raw)
-      stats.manifests++
+      await this.client.putManifest(this.target, raw.digest, raw)
+      this.stats.manifests++
     })
-  )
-  return stats
-}
+  }
 
-async function ensureBlob(
-  client: RegistryClient,
-  source: Repository,
-  target: Repository,
-  digest: string,
-  size: number
-): Promise<'mounted' | 'streamed' | 'present'> {
-  if (source.registry === target.registry) {
-    // Mounting an already present blob also answers 201, so no HEAD is spent first.
-    const r = await client.mountBlob(target, digest, source)
-    if (r === 'mounted') return 'mounted'
-    await client.copyBlob(source, target, digest, size, r.location)
+  private async ensureBlob(
+    source: Repository,
+    digest: string,
+    size: number
+  ): Promise<'mounted' | 'streamed' | 'present'> {
+    const { client, target } = this
+    if (source.registry === target.registry) {
+      // Mounting an already present blob also answers 201, so no HEAD is spent first.
+      const r = await client.mountBlob(target, digest, source)
+      if (r === 'mounted') return 'mounted'
+      await client.copyBlob(source, target, digest, size, r.location)
+      return 'streamed'
+    }
+    if (await client.blobExists(target, digest)) return 'present'
+    await client.copyBlob(source, target, digest, size)
     return 'streamed'
   }
-  if (await client.blobExists(target, digest)) return 'present'
-  await client.copyBlob(source, target, digest, size)
-  return 'streamed'
+
+  describe(): string {
+    const s = this.stats
+    return `${repoName(this.target)}: ${s.manifests} manifest(s) pushed, ${s.mounted} blob(s) mounted, ${s.streamed} streamed, ${s.present} already present${s.uploaded ? `, ${s.uploaded} uploaded` : ''}`
+  }
 }
 
-export function describeStats(target: Repository, s: CopyStats): string {
-  return `${repoName(target)}: ${s.manifests} manifest(s) pushed, ${s.mounted} blob(s) mounted, ${s.streamed} streamed, ${s.present} already present${s.uploaded ? `, ${s.uploaded} uploaded` : ''}`
+/** Copies every child that is not already in the target (same repository) or was made by this run. */
+export async function ensureChildren(
+  copier: TargetCopier,
+  store: ManifestStore,
+  children: Child[]
+): Promise<void> {
+  await allSettledOrThrow(
+    children
+      .filter((c) => c.rewritten !== undefined || !sameRepository(c.source, copier.target))
+      .map(async (c) => {
+        const raw = c.rewritten ?? (await store.get(c.source, c.descriptor.digest))
+        await copier.copy(raw, c.source, c.sourceInput, c.newBlobs)
+      })
+  )
 }

@@ -26,6 +26,7 @@ export interface Inputs {
   allowExtraPlatforms: boolean
   append: boolean
   onConflict: OnConflict
+  copyReferrers: boolean
   dryRun: boolean
   maxConcurrency: number
   retries: number
@@ -323,6 +324,7 @@ export function parseInputs(
     allowExtraPlatforms: bool(get, 'allow-extra-platforms'),
     append: bool(get, 'append'),
     onConflict: choice(get, 'on-conflict', ['fail', 'skip', 'warn'] as const, 'fail'),
+    copyReferrers: bool(get, 'copy-referrers'),
     dryRun: bool(get, 'dry-run'),
     maxConcurrency: int(get, 'max-concurrency', 8, 1, 64),
     retries: int(get, 'retries', 4, 0, 20),

@@ -10,7 +10,8 @@ import { buildIndex, type IndexFormat } from './core/index-builder.js'
 import type { RawManifest } from './core/manifest.js'
 import { formatPlatform, formatPlatformFull, type Platform } from './core/platform.js'
 import { formatReference, repoName, type Reference, type Repository } from './core/reference.js'
-import { describeStats, ensureChildren } from './copy.js'
+import { ensureChildren, TargetCopier } from './copy.js'
+import { copyAttached, findAttached } from './referrers.js'
 import type { Logger } from './logger.js'
 import { stripProvenanceFrom } from './provenance.js'
 import type { ManifestHead, RegistryClient } from './registry/client.js'
@@ -31,6 +32,7 @@ export interface MergeOptions {
   allowExtraPlatforms?: boolean
   append?: boolean
   onConflict?: 'fail' | 'skip' | 'warn'
+  copyReferrers?: boolean
   dryRun: boolean
 }
 
@@ -213,10 +215,16 @@ async function copyAndPush(
   )
   await log.group('Copy children into target repositories', async () => {
     // Every child must be in every target before any tag moves: a failure leaves all tags as they were.
-    const stats = await allSettledOrThrow(
-      pushTargets.map((t) => ensureChildren(client, store, t, children))
-    )
-    pushTargets.forEach((t, i) => log.info(describeStats(t, stats[i])))
+    const copiers = targets.map((t) => new TargetCopier(client, t))
+    const pushing = copiers.filter((c) => pushTargets.includes(c.target))
+    const [attached] = await Promise.all([
+      opts.copyReferrers ? findAttached(client, store, children, log) : [],
+      allSettledOrThrow(pushing.map((c) => ensureChildren(c, store, children)))
+    ])
+    // Referrers change after the index is made (signing), so they are copied even to current tags.
+    if (attached.length)
+      await allSettledOrThrow(copiers.map((c) => copyAttached(client, c, attached, log)))
+    for (const c of pushing) log.info(c.describe())
     if (pushTargets.length === 0) log.info('every tag is already current: nothing to copy')
   })
 

@@ -8,8 +8,11 @@ import {
   getManifest,
   MT,
   pushAttestationWrapped,
+  pushBlob,
   pushImage,
   pushIndex,
+  pushManifest,
+  sha256,
   type PushedAttestationWrapped,
   type PushedImage
 } from '../helpers/oci.js'
@@ -245,5 +248,83 @@ describe('annotations and multi-platform sources', () => {
       MT.ociManifest,
       MT.ociManifest
     ])
+  })
+})
+
+describe('copy-referrers', () => {
+  /** Pushes an artifact whose subject is `digest`, as an OCI 1.1 client does against a registry without the referrers API. */
+  async function attach(
+    repo: string,
+    digest: string,
+    size: number,
+    kind: string
+  ): Promise<{ digest: string; artifactType: string }> {
+    const cfg = await pushBlob(reg, repo, '{}')
+    const payload = await pushBlob(reg, repo, JSON.stringify({ kind, subject: digest }))
+    const artifactType = `application/vnd.example.${kind}`
+    const body = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MT.ociManifest,
+      artifactType,
+      config: {
+        mediaType: 'application/vnd.oci.empty.v1+json',
+        digest: cfg.digest,
+        size: cfg.size
+      },
+      layers: [
+        { mediaType: 'application/octet-stream', digest: payload.digest, size: payload.size }
+      ],
+      subject: { mediaType: MT.ociManifest, digest, size }
+    })
+    const d = await pushManifest(reg, repo, sha256(body), body, MT.ociManifest)
+    const tag = digest.replace(':', '-')
+    const existing = await getManifest(reg, repo, tag)
+    const manifests = existing
+      ? (JSON.parse(existing.body) as { manifests: unknown[] }).manifests
+      : []
+    manifests.push({
+      mediaType: MT.ociManifest,
+      digest: d,
+      size: Buffer.byteLength(body),
+      artifactType
+    })
+    await pushIndex(reg, repo, tag, manifests as never)
+    return { digest: d, artifactType }
+  }
+
+  it('copies referrers (fallback tag kept current) and cosign tags, also when the index is already current', async () => {
+    const img = await pushImage(reg, 'ref/src', { arch: 'amd64', seed: 'ref' })
+    const sig = await attach('ref/src', img.digest, img.size, 'signature')
+    const cosign = await pushImage(reg, 'ref/src', {
+      arch: 'amd64',
+      seed: 'cosign-sig',
+      tag: `${img.digest.replace(':', '-')}.sig`
+    })
+    const inputs = {
+      tags: `${reg.host}/ref/dst:1`,
+      sources: `${reg.host}/ref/src@${img.digest}`,
+      'copy-referrers': 'true'
+    }
+    const r = await mergeWith(inputs)
+    expect(r.log.join('\n')).toMatch(/1 referrer\(s\) and 1 cosign tag\(s\) of sha256:/)
+    expect((await getManifest(reg, 'ref/dst', sig.digest))?.digest).toBe(sig.digest)
+    expect((await getManifest(reg, 'ref/dst', `${img.digest.replace(':', '-')}.sig`))?.digest).toBe(
+      cosign.digest
+    )
+    const fallback = JSON.parse(
+      (await getManifest(reg, 'ref/dst', img.digest.replace(':', '-')))!.body
+    ) as { manifests: Entry[] }
+    expect(fallback.manifests.map((m) => [m.digest, m.artifactType])).toEqual([
+      [sig.digest, sig.artifactType]
+    ])
+
+    // Signed after the merge: a rerun with the same index copies the new referrer too.
+    const sbomRef = await attach('ref/src', img.digest, img.size, 'sbom')
+    const again = await mergeWith(inputs)
+    expect(again.tags[0].outcome).toBe('unchanged')
+    const after = JSON.parse(
+      (await getManifest(reg, 'ref/dst', img.digest.replace(':', '-')))!.body
+    ) as { manifests: Entry[] }
+    expect(after.manifests.map((m) => m.digest)).toEqual([sig.digest, sbomRef.digest])
   })
 })

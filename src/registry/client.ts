@@ -1,8 +1,7 @@
 // OCI Distribution client: manifests, blobs, mounts and uploads, with auth and verification.
-import { Readable } from 'node:stream'
 import { verifyDigest, digestOf } from '../core/digest.js'
-import { MANIFEST_ACCEPT } from '../core/mediatypes.js'
-import { MAX_MANIFEST_BYTES, type RawManifest } from '../core/manifest.js'
+import { MANIFEST_ACCEPT, OCI_INDEX } from '../core/mediatypes.js'
+import { MAX_MANIFEST_BYTES, type Descriptor, type RawManifest } from '../core/manifest.js'
 import { apiHost, repoName, type Repository } from '../core/reference.js'
 import { Authenticator } from './auth.js'
 import type { CredentialStore } from './credentials.js'
@@ -14,6 +13,7 @@ import {
   type HttpResponse,
   type TransportOptions
 } from './transport.js'
+import { openBlobStream, uploadInSessions } from './upload.js'
 
 export interface ClientOptions extends TransportOptions {
   credentials: CredentialStore
@@ -69,9 +69,8 @@ export class RegistryClient {
     for (let attempt = 0; ; attempt++) {
       const state = this.auth.state(repo.registry)
       const generation = state.generation
-      const headers = { ...o.headers }
-      if (state.authorization) headers.authorization = state.authorization
       const url = o.path.startsWith('http') ? o.path : this.origin(repo.registry) + o.path
+      const headers = { ...o.headers, ...this.authFor(repo.registry, url) }
       let res: HttpResponse
       try {
         res = await this.transport.send(
@@ -103,6 +102,12 @@ export class RegistryClient {
       }
       return res
     }
+  }
+
+  /** The Authorization header for `url`: our credentials go to the registry's own origin only. */
+  private authFor(registry: string, url: string): Record<string, string> {
+    const auth = this.auth.state(registry).authorization
+    return auth && new URL(url).origin === this.origin(registry) ? { authorization: auth } : {}
   }
 
   /**
@@ -140,7 +145,7 @@ export class RegistryClient {
     )
   }
 
-  private fail(repo: Repository, what: string, res: HttpResponse): never {
+  fail(repo: Repository, what: string, res: HttpResponse): never {
     const { code, text } = describeErrorBody(Buffer.from(res.body).toString('utf8'))
     throw new RegistryError(
       `${what} in ${repoName(repo)} failed: HTTP ${res.status}${text ? ` (${text})` : ''}`,
@@ -216,8 +221,16 @@ export class RegistryClient {
     }
   }
 
-  /** PUTs manifest bytes as they are and checks the registry's digest equals ours. */
-  async putManifest(repo: Repository, reference: string, m: RawManifest): Promise<string> {
+  /**
+   * PUTs manifest bytes as they are and checks the registry's digest equals ours. Returns
+   * whether the registry processed a `subject` (the OCI-Subject header of registries with the
+   * referrers API); without it, the pusher maintains the referrers fallback tag.
+   */
+  async putManifest(
+    repo: Repository,
+    reference: string,
+    m: RawManifest
+  ): Promise<{ subjectProcessed: boolean }> {
     const res = await this.call(repo, {
       method: 'PUT',
       path: `/v2/${repo.repository}/manifests/${reference}`,
@@ -233,7 +246,39 @@ export class RegistryClient {
         `registry ${repo.registry} stored manifest ${reference} in ${repoName(repo)} under digest ${served}, but the bytes sent hash to ${m.digest}`
       )
     }
-    return m.digest
+    return { subjectProcessed: header(res.headers, 'oci-subject') !== undefined }
+  }
+
+  /**
+   * Lists the referrers of `digest`: the referrers API when the registry has it, else the
+   * fallback tag `sha256-<hex>` (an index of referrers). Returns the descriptors and how found.
+   */
+  async listReferrers(
+    repo: Repository,
+    digest: string
+  ): Promise<{ via: 'api' | 'tag'; descriptors: Descriptor[] }> {
+    const res = await this.call(repo, {
+      method: 'GET',
+      path: `/v2/${repo.repository}/referrers/${digest}`,
+      headers: { accept: OCI_INDEX },
+      maxBodyBytes: MAX_MANIFEST_BYTES
+    })
+    if (res.status === 200) {
+      const doc = JSON.parse(Buffer.from(res.body).toString('utf8')) as { manifests?: Descriptor[] }
+      return { via: 'api', descriptors: doc.manifests ?? [] }
+    }
+    if (res.status !== 404 && res.status !== 400 && res.status !== 405) {
+      this.fail(repo, `GET referrers of ${digest}`, res)
+    }
+    const tag = referrersTag(digest)
+    try {
+      const m = await this.getManifest(repo, tag)
+      const doc = JSON.parse(Buffer.from(m.bytes).toString('utf8')) as { manifests?: Descriptor[] }
+      return { via: 'tag', descriptors: doc.manifests ?? [] }
+    } catch (e) {
+      if (e instanceof RegistryError && e.status === 404) return { via: 'tag', descriptors: [] }
+      throw e
+    }
   }
 
   async blobExists(repo: Repository, digest: string): Promise<boolean> {
@@ -284,10 +329,7 @@ export class RegistryClient {
       const location = header(current.headers, 'location')
       if (!location) break
       const next = new URL(location, current.url).toString()
-      const sameOrigin = new URL(next).origin === new URL(current.url).origin
-      const headers: Record<string, string> = {}
-      const auth = this.auth.state(repo.registry).authorization
-      if (sameOrigin && auth) headers.authorization = auth
+      const headers = this.authFor(repo.registry, next)
       current = await this.transport.send({ method: 'GET', url: next, headers }, maxBytes)
     }
     if (current.status !== 200) this.fail(repo, `GET redirected blob`, current)
@@ -321,19 +363,17 @@ export class RegistryClient {
   /** Uploads a small blob made by this run (one POST, one monolithic PUT), unless it is there. */
   async uploadBlob(target: Repository, digest: string, bytes: Uint8Array): Promise<void> {
     if (await this.blobExists(target, digest)) return
-    const location = await this.startUpload(target)
-    const url = new URL(location, this.origin(target.registry) + '/')
-    url.searchParams.set('digest', digest)
-    const res = await this.call(target, {
-      method: 'PUT',
-      path: url.toString(),
-      headers: { 'content-type': 'application/octet-stream' },
-      body: bytes
+    await uploadInSessions(this, {
+      target,
+      digest,
+      size: bytes.length,
+      label: `upload of blob ${digest} to ${repoName(target)}`,
+      open: () => Promise.resolve({ content: bytes })
     })
-    if (res.status !== 201 && res.status !== 204) this.fail(target, `uploading blob ${digest}`, res)
   }
 
-  private async startUpload(target: Repository): Promise<string> {
+  /** Opens an upload session; used by upload.ts. */
+  async startUpload(target: Repository): Promise<string> {
     const res = await this.call(target, {
       method: 'POST',
       path: `/v2/${target.repository}/blobs/uploads/`,
@@ -346,8 +386,8 @@ export class RegistryClient {
 
   /**
    * Streams a blob from `source` into `target` without holding it in memory: GET piped into a
-   * monolithic PUT. The target verifies the digest on completion. Retries restart cleanly with
-   * a new upload session.
+   * monolithic PUT. The target verifies the digest on completion. A failed attempt restarts
+   * with a new upload session and a new GET (see upload.ts).
    */
   async copyBlob(
     source: Repository,
@@ -356,75 +396,18 @@ export class RegistryClient {
     size: number,
     uploadLocation?: string
   ): Promise<void> {
-    let location = uploadLocation
-    const t = this.transport
-    await t
-      .withRetries(`${repoName(target)} blob ${digest}`, async () => {
-        location ??= await this.startUpload(target)
-        const putUrl = new URL(location, this.origin(target.registry) + '/')
-        location = undefined // a session is used once; a retry opens a new one
-        putUrl.searchParams.set('digest', digest)
-        return t.limiter.run(async () => {
-          const src = await this.openBlobStream(source, digest)
-          const headers: Record<string, string> = {
-            'content-type': 'application/octet-stream',
-            'content-length': String(size)
-          }
-          const auth = this.auth.state(target.registry).authorization
-          if (auth) headers.authorization = auth
-          let res
-          try {
-            res = await t.sendOnce({ method: 'PUT', url: putUrl.toString(), headers, body: src })
-          } catch (e) {
-            src.destroy()
-            throw e
-          }
-          const body = Buffer.from(await res.body.arrayBuffer())
-          const out = { status: res.statusCode, headers: res.headers, body, url: putUrl.toString() }
-          if (res.statusCode === 201 || res.statusCode === 204) return out
-          if (res.statusCode >= 500 || res.statusCode === 429 || res.statusCode === 408) return out
-          this.fail(target, `uploading blob ${digest} (copied from ${repoName(source)})`, out)
-        })
-      })
-      .then((res) => {
-        if (res.status !== 201 && res.status !== 204)
-          this.fail(target, `uploading blob ${digest}`, res)
-      })
+    await uploadInSessions(this, {
+      target,
+      digest,
+      size,
+      label: `copy of blob ${digest} from ${repoName(source)} to ${repoName(target)}`,
+      open: (attempt) => openBlobStream(this, source, digest, size, attempt),
+      session: uploadLocation
+    })
   }
+}
 
-  /** Opens a blob GET as a stream, following redirects (without auth off-origin). */
-  private async openBlobStream(repo: Repository, digest: string): Promise<Readable> {
-    let url = `${this.origin(repo.registry)}/v2/${repo.repository}/blobs/${digest}`
-    for (let hop = 0; hop < 6; hop++) {
-      const headers: Record<string, string> = {}
-      const state = this.auth.state(repo.registry)
-      const sameOrigin = new URL(url).origin === this.origin(repo.registry)
-      if (sameOrigin && state.authorization) headers.authorization = state.authorization
-      const res = await this.transport.sendOnce({ method: 'GET', url, headers })
-      if (res.statusCode === 200) return res.body
-      const body = Buffer.from(await res.body.arrayBuffer())
-      if (res.statusCode >= 300 && res.statusCode < 400 && res.headers.location) {
-        url = new URL(String(res.headers.location), url).toString()
-        continue
-      }
-      if (res.statusCode === 401 && sameOrigin && hop === 0) {
-        await this.auth.refresh(
-          repo.registry,
-          state.generation,
-          header(res.headers, 'www-authenticate'),
-          repo.repository
-        )
-        continue
-      }
-      const out = { status: res.statusCode, headers: res.headers, body, url }
-      if (res.statusCode >= 500 || res.statusCode === 429) {
-        // Let withRetries see a retryable failure.
-        throw Object.assign(new Error(`HTTP ${res.statusCode} reading blob ${digest}`), {
-          code: 'ECONNRESET'
-        })
-      }
-      this.fail(repo, `GET blob ${digest}`, out)
-    }
-    throw new RegistryError(`too many redirects reading blob ${digest} from ${repoName(repo)}`)
-  }
+/** The referrers fallback tag of the OCI distribution spec: `sha256-<hex>`. */
+export function referrersTag(digest: string): string {
+  return digest.replace(':', '-')
 }

@@ -1,0 +1,113 @@
+// copy-referrers: carry what is attached to each child (OCI referrers such as signatures and
+// attestations, and cosign's sha256-<hex>.sig/.att/.sbom tags) into the target repositories.
+import type { Child } from './core/children.js'
+import { sha256 } from './core/digest.js'
+import { isImageManifestType, OCI_INDEX } from './core/mediatypes.js'
+import type { Descriptor, RawManifest } from './core/manifest.js'
+import { repoName, type Repository } from './core/reference.js'
+import type { TargetCopier } from './copy.js'
+import type { Logger } from './logger.js'
+import { referrersTag, type RegistryClient } from './registry/client.js'
+import { RegistryError } from './registry/errors.js'
+import type { ManifestStore } from './resolve.js'
+import { allSettledOrThrow } from './util/limiter.js'
+
+const COSIGN_SUFFIXES = ['sig', 'att', 'sbom']
+
+export interface Attached {
+  subject: string
+  source: Repository
+  referrers: Array<{ descriptor: Descriptor; raw: RawManifest }>
+  cosign: Array<{ tag: string; raw: RawManifest }>
+}
+
+async function getIfPresent(
+  store: ManifestStore,
+  repo: Repository,
+  ref: string
+): Promise<RawManifest | undefined> {
+  try {
+    return await store.get(repo, ref)
+  } catch (e) {
+    if (e instanceof RegistryError && e.status === 404) return undefined
+    throw e
+  }
+}
+
+/** Finds what is attached to each child in its source repository. */
+export async function findAttached(
+  client: RegistryClient,
+  store: ManifestStore,
+  children: Child[],
+  log: Logger
+): Promise<Attached[]> {
+  const unique = [...new Map(children.map((c) => [c.descriptor.digest, c])).values()]
+  const found = await allSettledOrThrow(
+    unique.map(async (c): Promise<Attached> => {
+      const subject = c.descriptor.digest
+      const [listed, cosign] = await Promise.all([
+        client.listReferrers(c.source, subject),
+        Promise.all(
+          COSIGN_SUFFIXES.map(async (suffix) => {
+            const tag = `${referrersTag(subject)}.${suffix}`
+            const raw = await getIfPresent(store, c.source, tag)
+            return raw && { tag, raw }
+          })
+        )
+      ])
+      const referrers = await Promise.all(
+        listed.descriptors
+          .filter((d) => {
+            if (isImageManifestType(d.mediaType)) return true
+            log.warning(`referrer ${d.digest} of ${subject} is ${d.mediaType}, which is not copied`)
+            return false
+          })
+          .map(async (d) => ({ descriptor: d, raw: await store.get(c.source, d.digest) }))
+      )
+      return { subject, source: c.source, referrers, cosign: cosign.filter((x) => x !== undefined) }
+    })
+  )
+  return found.filter((a) => a.referrers.length || a.cosign.length)
+}
+
+/** Copies attached manifests into the copier's target, keeping the fallback tag current where the registry has no referrers API. */
+export async function copyAttached(
+  client: RegistryClient,
+  copier: TargetCopier,
+  attached: Attached[],
+  log: Logger
+): Promise<void> {
+  const target = copier.target
+  await allSettledOrThrow(
+    attached.map(async (a) => {
+      await Promise.all(
+        a.referrers.map((r) => copier.copy(r.raw, a.source, `referrer of ${a.subject}`))
+      )
+      if (a.referrers.length) {
+        const listed = await client.listReferrers(target, a.subject)
+        const missing = a.referrers.filter(
+          (r) => !listed.descriptors.some((d) => d.digest === r.descriptor.digest)
+        )
+        if (listed.via === 'tag' && missing.length) {
+          const manifests = [...listed.descriptors, ...missing.map((r) => r.descriptor)]
+          const bytes = Buffer.from(
+            JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }),
+            'utf8'
+          )
+          await client.putManifest(target, referrersTag(a.subject), {
+            bytes,
+            mediaType: OCI_INDEX,
+            digest: sha256(bytes)
+          })
+        }
+      }
+      for (const c of a.cosign) {
+        await copier.copy(c.raw, a.source, `${c.tag} of ${a.subject}`)
+        await client.putManifest(target, c.tag, c.raw)
+      }
+      log.info(
+        `${repoName(target)}: ${a.referrers.length} referrer(s) and ${a.cosign.length} cosign tag(s) of ${a.subject} copied`
+      )
+    })
+  )
+}
