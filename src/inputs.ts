@@ -1,33 +1,19 @@
 // Every input is read and validated here, once. Errors name the input and the value.
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import type { AttestationMode, OnDuplicate } from './core/children.js'
 import { digestProblem } from './core/digest.js'
-import type { IndexFormat } from './core/index-builder.js'
 import { parsePlatform, type Platform } from './core/platform.js'
 import { formatReference, parseReference, type Reference } from './core/reference.js'
 import type { Credential } from './registry/credentials.js'
+import type { MergeOptions } from './merge.js'
 import type { SourceSpec } from './resolve.js'
 
-export interface Inputs {
-  tags: Reference[]
-  sources: SourceSpec[]
-  format: IndexFormat
-  attestations: AttestationMode
+/** Everything the action reads: what the merge does, and how the client talks to registries. */
+export interface Inputs extends Required<Omit<MergeOptions, 'platforms' | 'requirePlatforms'>> {
   platforms?: Platform[]
-  onDuplicate: OnDuplicate
-  /** Index-level annotations. */
-  annotations: Record<string, string>
-  /** Annotations added to every image descriptor in the index (metadata-action's manifest-descriptor:). */
-  descriptorAnnotations: Record<string, string>
+  requirePlatforms?: Platform[]
   /** Annotation lines that do not apply to an index, for a note in the log. */
   ignoredAnnotations: string[]
-  requirePlatforms?: Platform[]
-  allowExtraPlatforms: boolean
-  append: boolean
-  onConflict: OnConflict
-  copyReferrers: boolean
-  dryRun: boolean
   maxConcurrency: number
   retries: number
   timeoutSeconds: number
@@ -36,8 +22,6 @@ export interface Inputs {
   /** Token for ghcr.io when no other credential is known (the workflow's GITHUB_TOKEN). */
   githubToken: string
 }
-
-export type OnConflict = 'fail' | 'skip' | 'warn'
 
 /** What the workflow context adds with github-annotations: true. */
 export interface GithubContext {

@@ -26,15 +26,19 @@ export interface MergeOptions {
   attestations: AttestationMode
   platforms?: Platform[]
   onDuplicate: OnDuplicate
+  /** Index-level annotations. */
   annotations: Record<string, string>
+  /** Added to every image descriptor (metadata-action's manifest-descriptor: level). */
   descriptorAnnotations?: Record<string, string>
   requirePlatforms?: Platform[]
   allowExtraPlatforms?: boolean
   append?: boolean
-  onConflict?: 'fail' | 'skip' | 'warn'
+  onConflict?: OnConflict
   copyReferrers?: boolean
   dryRun: boolean
 }
+
+export type OnConflict = 'fail' | 'skip' | 'warn'
 
 export type TagOutcome = 'pushed' | 'unchanged' | 'dry-run' | 'skipped'
 
