@@ -3,6 +3,7 @@ import { parseInputs } from '../../src/inputs.js'
 import type { Logger } from '../../src/logger.js'
 import { merge, type MergeResult } from '../../src/merge.js'
 import { createClient } from '../../src/main.js'
+import type { ClientOptions } from '../../src/registry/client.js'
 import { StaticCredentials } from '../../src/registry/credentials.js'
 
 export interface MergeRun extends MergeResult {
@@ -11,7 +12,11 @@ export interface MergeRun extends MergeResult {
   retries: number
 }
 
-export async function mergeWith(values: Record<string, string>): Promise<MergeRun> {
+/** `client` overrides the client's options (request timeout, deadline, backoff) for fault tests. */
+export async function mergeWith(
+  values: Record<string, string>,
+  client: Partial<ClientOptions> = {}
+): Promise<MergeRun> {
   const log: string[] = []
   const logger: Logger = {
     info: (m) => log.push(m),
@@ -23,20 +28,24 @@ export async function mergeWith(values: Record<string, string>): Promise<MergeRu
     }
   }
   const inputs = parseInputs((n) => values[n] ?? '')
-  const client = createClient(inputs, {
+  const rc = createClient(inputs, {
     credentials: new StaticCredentials({ explicit: inputs.credentials }),
     baseDelayMs: 20,
-    onRetry: (r) => log.push(`retry ${r.attempt} ${r.reason}`)
+    ...client,
+    onRetry: (r) => {
+      log.push(`retry ${r.attempt} ${r.reason}`)
+      client.onRetry?.(r)
+    }
   })
   try {
-    const result = await merge(client, inputs, logger)
+    const result = await merge(rc, inputs, logger)
     return {
       ...result,
       log,
-      requests: client.transport.requestCount,
-      retries: client.transport.retryCount
+      requests: rc.transport.requestCount,
+      retries: rc.transport.retryCount
     }
   } finally {
-    await client.close()
+    await rc.close()
   }
 }

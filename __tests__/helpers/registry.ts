@@ -22,6 +22,8 @@ export interface RegistryOptions {
   htpasswd?: { user: string; password: string }
   /** Serve HTTPS with a server cert for 127.0.0.1 (IP SAN) and localhost, signed by a fresh CA. */
   tls?: boolean
+  /** Enable token auth (`auth.token`): a token server such as ./token-server.ts issues the JWTs. */
+  token?: { realm: string; service: string; issuer: string; rootCertBundle: string }
 }
 
 export interface TestRegistry {
@@ -300,6 +302,17 @@ async function startOnceInner(opts: RegistryOptions): Promise<TestRegistry> {
         '  htpasswd:',
         '    realm: multiarch-merge-test',
         `    path: ${yamlString(htpasswdFile)}`
+      )
+    }
+    if (opts.token) {
+      if (opts.htpasswd) throw new Error('startRegistry: choose htpasswd or token auth, not both')
+      lines.push(
+        'auth:',
+        '  token:',
+        `    realm: ${yamlString(opts.token.realm)}`,
+        `    service: ${yamlString(opts.token.service)}`,
+        `    issuer: ${yamlString(opts.token.issuer)}`,
+        `    rootcertbundle: ${yamlString(opts.token.rootCertBundle)}`
       )
     }
     await writeFile(configFile, lines.join('\n') + '\n')

@@ -95,8 +95,12 @@ export class RegistryClient {
         continue
       }
       if (res.status === 401) {
+        const hint =
+          state.who === 'anonymously'
+            ? `no credentials are configured for ${repo.registry} (log in with docker/login-action or set the username/password inputs)`
+            : `check the credentials for ${repo.registry} and that they may access ${repo.repository}`
         throw new RegistryError(
-          `authentication failed for ${where} on registry ${repo.registry} ${state.who}: check the credentials for ${repo.registry} and that they may access ${repo.repository}`,
+          `registry ${repo.registry} refused ${where} ${state.who}: ${hint}`,
           401
         )
       }
