@@ -28,7 +28,10 @@ function readSection(yml, section) {
 const cell = (s) => s.replaceAll('|', '\\|').replaceAll('\n', ' ')
 const yml = readFileSync('action.yml', 'utf8')
 const inputs = readSection(yml, 'inputs')
-  .map((i) => `| \`${i.name}\` | ${i.default ? `\`${cell(i.default)}\`` : ''} | ${cell(i.description)} |`)
+  .map(
+    (i) =>
+      `| \`${i.name}\` | ${i.default ? `\`${cell(i.default)}\`` : ''} | ${cell(i.description)} |`
+  )
   .join('\n')
 const outputs = readSection(yml, 'outputs')
   .map((o) => `| \`${o.name}\` | ${cell(o.description)} |`)
@@ -41,13 +44,19 @@ const tables = {
 let readme = readFileSync('README.md', 'utf8')
 for (const [key, table] of Object.entries(tables)) {
   const re = new RegExp(`(<!-- ${key}:start -->)[\\s\\S]*?(<!-- ${key}:end -->)`)
-  if (!re.test(readme)) throw new Error(`README.md lacks the <!-- ${key}:start --> / <!-- ${key}:end --> markers`)
+  if (!re.test(readme))
+    throw new Error(`README.md lacks the <!-- ${key}:start --> / <!-- ${key}:end --> markers`)
   readme = readme.replace(re, `$1\n\n${table}\n\n$2`)
 }
-readme = await prettier.format(readme, { ...(await prettier.resolveConfig('README.md')), parser: 'markdown' })
+readme = await prettier.format(readme, {
+  ...(await prettier.resolveConfig('README.md')),
+  parser: 'markdown'
+})
 if (process.argv.includes('--check')) {
   if (readme !== readFileSync('README.md', 'utf8')) {
-    console.error('README.md inputs/outputs tables differ from action.yml: run node scripts/docs.mjs')
+    console.error(
+      'README.md inputs/outputs tables differ from action.yml: run node scripts/docs.mjs'
+    )
     process.exit(1)
   }
 } else {

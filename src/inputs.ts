@@ -9,7 +9,9 @@ import type { MergeOptions } from './merge.js'
 import type { SourceSpec } from './resolve.js'
 
 /** Everything the action reads: what the merge does, and how the client talks to registries. */
-export interface Inputs extends Required<Omit<MergeOptions, 'platforms' | 'requirePlatforms'>> {
+export interface Inputs extends Required<
+  Omit<MergeOptions, 'platforms' | 'requirePlatforms' | 'deadline'>
+> {
   platforms?: Platform[]
   requirePlatforms?: Platform[]
   /** Annotation lines that do not apply to an index, for a note in the log. */
@@ -99,7 +101,7 @@ function metadataTags(get: InputReader, env: NodeJS.ProcessEnv): string[] {
       `${name}: expected docker/metadata-action's json output with a "tags" list`
     )
   }
-  return tags as string[]
+  return tags
 }
 
 function parseTags(get: InputReader, env: NodeJS.ProcessEnv): Reference[] {
@@ -312,7 +314,7 @@ export function parseInputs(
     dryRun: bool(get, 'dry-run'),
     maxConcurrency: int(get, 'max-concurrency', 8, 1, 64),
     retries: int(get, 'retries', 4, 0, 20),
-    timeoutSeconds: int(get, 'timeout', 60, 1, 3600),
+    timeoutSeconds: int(get, 'timeout', 900, 1, 21600),
     insecureRegistries: parseList(get('insecure-registries')),
     credentials,
     githubToken: secret(get('github-token'), onSecret)

@@ -15,15 +15,22 @@ const actionsLogger: Logger = {
   group: (name, fn) => core.group(name, fn)
 }
 
+const REQUEST_TIMEOUT_MS = 60_000
+
 /** The registry client for a run, configured from the inputs; hooks connect logs and secrets. */
 export function createClient(
   inputs: Inputs,
-  hooks: Pick<ClientOptions, 'credentials'> & Partial<ClientOptions>
+  hooks: Pick<ClientOptions, 'credentials'> & Partial<ClientOptions>,
+  start = Date.now()
 ): RegistryClient {
+  const budgetMs = inputs.timeoutSeconds * 1000
   return new RegistryClient({
     maxConcurrency: inputs.maxConcurrency,
     retries: inputs.retries,
-    requestTimeoutMs: inputs.timeoutSeconds * 1000,
+    // One request may wait at most a minute for headers or between body chunks; the whole step
+    // gets the timeout input as its budget.
+    requestTimeoutMs: Math.min(REQUEST_TIMEOUT_MS, budgetMs),
+    deadline: start + budgetMs,
     insecureHosts: new Set(inputs.insecureRegistries),
     ...hooks
   })
@@ -40,6 +47,7 @@ function githubContext(): GithubContext | undefined {
 }
 
 export async function run(): Promise<void> {
+  const start = Date.now()
   let client: RegistryClient | undefined
   // Docker Hub's pull allowance, as the registry last reported it per host.
   const rateLimits = new Map<string, string>()
@@ -53,23 +61,31 @@ export async function run(): Promise<void> {
     for (const line of inputs.ignoredAnnotations) {
       core.info(`annotation "${line}" is not for an index or its descriptors: ignored`)
     }
-    client = createClient(inputs, {
-      credentials: new StaticCredentials({
-        explicit: inputs.credentials,
-        config: readDockerConfig(),
-        githubToken: inputs.githubToken
-      }),
-      onSecret: (s) => core.setSecret(s),
-      onRetry: ({ url, attempt, delayMs, reason }) =>
-        core.info(
-          `retry ${attempt} for ${new URL(url).host}${new URL(url).pathname} in ${delayMs} ms (${reason})`
-        ),
-      onResponse: (url, headers) => {
-        const remaining = headers['ratelimit-remaining']
-        if (typeof remaining === 'string') rateLimits.set(new URL(url).host, remaining)
-      }
-    })
-    const result = await merge(client, inputs, actionsLogger)
+    client = createClient(
+      inputs,
+      {
+        credentials: new StaticCredentials({
+          explicit: inputs.credentials,
+          config: readDockerConfig(),
+          githubToken: inputs.githubToken
+        }),
+        onSecret: (s) => core.setSecret(s),
+        onRetry: ({ url, attempt, delayMs, reason }) =>
+          core.info(
+            `retry ${attempt} for ${new URL(url).host}${new URL(url).pathname} in ${delayMs} ms (${reason})`
+          ),
+        onResponse: (url, headers) => {
+          const remaining = headers['ratelimit-remaining']
+          if (typeof remaining === 'string') rateLimits.set(new URL(url).host, remaining)
+        }
+      },
+      start
+    )
+    const result = await merge(
+      client,
+      { ...inputs, deadline: start + inputs.timeoutSeconds * 1000 },
+      actionsLogger
+    )
     setOutputs(result, inputs.dryRun)
     await writeSummary(result, inputs.dryRun)
     core.notice(describe(result, inputs.dryRun))

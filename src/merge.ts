@@ -35,6 +35,8 @@ export interface MergeOptions {
   append?: boolean
   onConflict?: OnConflict
   copyReferrers?: boolean
+  /** Epoch ms after which no tag is pushed (the step's time budget). */
+  deadline?: number
   dryRun: boolean
 }
 
@@ -48,7 +50,7 @@ export interface MergeResult {
   decisions: string[]
   /** `repo@digest` for each target repository. */
   images: string[]
-  tags: Array<{ ref: string; outcome: TagOutcome; previous?: string }>
+  tags: Array<{ ref: string; outcome: TagOutcome; previous?: string; moved?: boolean }>
   platforms: string[]
   platformDigests: Record<string, string>
   /** For each image digest: what happened to its attestations, for the summary. */
@@ -232,10 +234,15 @@ async function copyAndPush(
     if (pushTargets.length === 0) log.info('every tag is already current: nothing to copy')
   })
 
+  if (opts.deadline !== undefined && Date.now() > opts.deadline) {
+    throw new RegistryError(
+      'the time budget (input timeout) ran out before the tags were pushed: no tag moved'
+    )
+  }
   await log.group('Push tags', async () => {
     // Tags of one repository go one after another (Quay fails concurrent PUTs of one manifest);
     // repositories run in parallel.
-    await allSettledOrThrow(
+    const results = await Promise.allSettled(
       targets.map(async (repo) => {
         for (const [i, t] of opts.tags.entries()) {
           if (repoName(t) !== repoName(repo)) continue
@@ -260,11 +267,48 @@ async function copyAndPush(
             r.outcome = 'skipped'
             continue
           }
+          r.moved = true
           log.info(`pushed ${r.ref} -> ${index.digest}${r.previous ? ` (was ${r.previous})` : ''}`)
         }
       })
     )
+    const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected')
+    if (failed) {
+      await rollBack(client, opts.tags, tagResults, log)
+      throw failed.reason
+    }
   })
+}
+
+/**
+ * A tag PUT failed after others moved: put the moved tags back on what they held, so that a
+ * failed run does not leave tags of one release on different digests. Best effort.
+ */
+async function rollBack(
+  client: RegistryClient,
+  tags: Reference[],
+  results: MergeResult['tags'],
+  log: Logger
+): Promise<void> {
+  await Promise.all(
+    tags.map(async (t, i) => {
+      const r = results[i]
+      if (r.outcome !== 'pushed' || !r.moved) return
+      if (!r.previous) {
+        log.warning(
+          `${r.ref} did not exist before this run and now holds the new index: delete it by hand if needed`
+        )
+        return
+      }
+      try {
+        const previous = await client.getManifest(t, r.previous)
+        await client.putManifest(t, t.tag ?? 'latest', previous)
+        log.warning(`${r.ref} put back on ${r.previous} because another tag could not be pushed`)
+      } catch (e) {
+        log.warning(`${r.ref} could not be put back on ${r.previous}: ${(e as Error).message}`)
+      }
+    })
+  )
 }
 
 function describeAttestations(

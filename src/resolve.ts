@@ -51,11 +51,33 @@ export async function resolveSources(
 }
 
 export async function resolveSource(store: ManifestStore, spec: SourceSpec): Promise<Child[]> {
+  const where = `source ${spec.input}`
+  try {
+    return await resolveOne(store, spec, where)
+  } catch (e) {
+    throw aboutSource(where, e)
+  }
+}
+
+/**
+ * Names the source in a registry error ("manifest ... not found", a digest mismatch). A copy,
+ * of the same class and fields: the error may be cached and shared with other sources.
+ */
+function aboutSource(where: string, e: unknown): unknown {
+  if (!(e instanceof Error) || e.message.startsWith('source ')) return e
+  const proto = Object.getPrototypeOf(e) as object
+  const copy = Object.create(proto, Object.getOwnPropertyDescriptors(e)) as Error
+  copy.message = `${where}: ${e.message}`
+  return copy
+}
+
+async function resolveOne(store: ManifestStore, spec: SourceSpec, where: string): Promise<Child[]> {
   const { ref } = spec
   const reference = ref.digest ?? ref.tag ?? 'latest'
-  const where = `source ${spec.input}`
   const raw = await store.get(ref, reference)
-  const parsed = parseManifest(raw, `${where} (${formatReference(ref)})`)
+  // A bare digest resolves against a repository: say which, unless the input already does.
+  const full = formatReference(ref)
+  const parsed = parseManifest(raw, full === spec.input ? where : `${where} (${full})`)
   if (parsed.kind === 'image') {
     const descriptor: Descriptor = {
       mediaType: parsed.mediaType,

@@ -218,3 +218,32 @@ describe('many tags, reruns and dry runs', () => {
     expect(proxyA.maxInFlight).toBe(3)
   })
 })
+
+describe('a tag push that fails after another tag moved', () => {
+  it('puts the moved tags back on what they held', async () => {
+    const old = await pushImage(a, 'roll/one', { arch: 'amd64', seed: 'old', tag: 'v1' })
+    await pushImage(a, 'roll/two', { arch: 'amd64', seed: 'old', tag: 'v1' })
+    const x = await pushImage(a, 'roll/src', { arch: 'amd64', seed: 'new' })
+    // roll/two refuses the index PUT (not a conflict: a plain server error that outlasts the retries).
+    proxyA.rules.push((req, res) => {
+      if (req.method === 'PUT' && req.url === '/v2/roll/two/manifests/v1') {
+        res.writeHead(400, { 'content-type': 'application/json' })
+        res.end(
+          JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'refused by test' }] })
+        )
+        return true
+      }
+      return false
+    })
+    try {
+      const err = await mergeWith({
+        tags: `${proxyA.host}/roll/one:v1\n${proxyA.host}/roll/two:v1`,
+        sources: `${proxyA.host}/roll/src@${x.digest}`
+      }).catch((e: Error) => e)
+      expect((err as Error).message).toMatch(/refused by test/)
+    } finally {
+      proxyA.rules.length = 0
+    }
+    expect((await getManifest(a, 'roll/one', 'v1'))?.digest).toBe(old.digest)
+  })
+})

@@ -137,7 +137,7 @@ export function selectChildren(all: Child[], opts: SelectOptions): Selection {
     }
     if (opts.onDuplicate === 'error') {
       throw new DuplicatePlatformError(
-        `platform ${key} is provided by more than one source: ${group.map((c) => `${c.sourceInput} (${c.descriptor.digest})`).join(', ')}; remove one, narrow with platforms, or set on-duplicate to first or last`
+        `platform ${key} is provided by more than one source: ${group.map(describeSource).join(', ')}; remove one, narrow with platforms, or set on-duplicate to first or last`
       )
     }
     const winner = opts.onDuplicate === 'first' ? group[0] : group[group.length - 1]
@@ -178,6 +178,13 @@ export function selectChildren(all: Child[], opts: SelectOptions): Selection {
 }
 
 export class DuplicatePlatformError extends Error {}
+
+/** `input (digest)`, without repeating a digest the input already shows. */
+function describeSource(c: Child): string {
+  return c.sourceInput.includes(c.descriptor.digest)
+    ? c.sourceInput
+    : `${c.sourceInput} (${c.descriptor.digest})`
+}
 
 /**
  * The guard against a silently skipped matrix leg: every required platform is present, and no

@@ -95,22 +95,11 @@ export function retryAfterMs(value: string | undefined, now = Date.now()): numbe
 }
 
 export function isTransientError(e: unknown): boolean {
-  if (e instanceof TruncatedBodyError || e instanceof RetryableStatusError) return true
+  if (e instanceof TruncatedBodyError) return true
   const code = (e as { code?: string })?.code
   if (code && RETRY_CODES.has(code)) return true
   const cause = (e as { cause?: { code?: string } })?.cause
   return !!cause?.code && RETRY_CODES.has(cause.code)
-}
-
-/** A retryable HTTP status met where no response can be returned (a stream being opened). */
-export class RetryableStatusError extends Error {
-  constructor(
-    message: string,
-    readonly status: number,
-    readonly headers: HttpResponse['headers']
-  ) {
-    super(message)
-  }
 }
 
 /** Retries or the time budget ran out; the message names the operation, host and attempts. */
@@ -240,8 +229,8 @@ export class Transport {
   /**
    * Runs `attempt` again on transient failures, with exponential backoff and jitter, or after
    * the server's Retry-After. An attempt signals a retryable HTTP status by returning a response
-   * with that status (or throwing RetryableStatusError); network errors are retried by their
-   * code. When retries or the budget run out, RetriesExhaustedError says which and why.
+   * with that status; network errors are retried by their code. When retries or the budget run
+   * out, RetriesExhaustedError says which and why.
    */
   async withRetries<T extends AttemptResult>(
     op: Operation | string,
@@ -264,10 +253,6 @@ export class Transport {
         hinted = retryAfterMs(header(res.headers, 'retry-after'), this.now())
       } catch (e) {
         if (!isTransientError(e)) throw e
-        if (e instanceof RetryableStatusError) {
-          status = e.status
-          hinted = retryAfterMs(header(e.headers, 'retry-after'), this.now())
-        }
         reason = describeFailure(e)
       }
       const attempts = i + 1
