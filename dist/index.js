@@ -32358,6 +32358,105 @@ var GitHub = Octokit.plugin(restEndpointMethods, paginateRest).defaults(defaults
 // node_modules/@actions/github/lib/github.js
 var context2 = new Context();
 
+// src/core/mediatypes.ts
+var OCI_INDEX = "application/vnd.oci.image.index.v1+json";
+var OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+var DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
+var DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
+var DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json";
+var DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+var MANIFEST_ACCEPT = [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST].join(", ");
+function isIndexType(mediaType) {
+  return mediaType === OCI_INDEX || mediaType === DOCKER_LIST;
+}
+function isImageManifestType(mediaType) {
+  return mediaType === OCI_MANIFEST || mediaType === DOCKER_MANIFEST;
+}
+function isSchema1Type(mediaType) {
+  return mediaType === DOCKER_SCHEMA1 || mediaType === DOCKER_SCHEMA1_SIGNED;
+}
+
+// src/core/manifest.ts
+var ATTESTATION_TYPE_KEY = "vnd.docker.reference.type";
+var ATTESTATION_DIGEST_KEY = "vnd.docker.reference.digest";
+var ATTESTATION_MANIFEST = "attestation-manifest";
+var MANIFEST_TYPES = /* @__PURE__ */ new Set([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST]);
+var MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+var ManifestError = class extends Error {
+};
+function parseManifest(raw, where) {
+  let doc;
+  try {
+    doc = JSON.parse(Buffer.from(raw.bytes).toString("utf8"));
+  } catch (e) {
+    throw new ManifestError(
+      `${where}: the registry returned a manifest that is not valid JSON (${e.message})`
+    );
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
+    throw new ManifestError(`${where}: the registry returned a manifest that is not a JSON object`);
+  }
+  const m = doc;
+  if (m.schemaVersion === 1 || isSchema1Type(raw.mediaType)) {
+    throw new ManifestError(
+      `${where}: this is a Docker schema 1 manifest, which cannot be part of a multi-arch index; rebuild and push the image with a current Docker or buildah`
+    );
+  }
+  if (m.schemaVersion !== 2) {
+    throw new ManifestError(
+      `${where}: unsupported manifest schemaVersion ${JSON.stringify(m.schemaVersion)}`
+    );
+  }
+  const declared = typeof m.mediaType === "string" ? m.mediaType : void 0;
+  let mediaType = declared ?? raw.mediaType;
+  if (!MANIFEST_TYPES.has(mediaType)) {
+    if (Array.isArray(m.manifests)) mediaType = OCI_INDEX;
+    else if (m.config && Array.isArray(m.layers)) mediaType = OCI_MANIFEST;
+  }
+  if (isIndexType(mediaType)) {
+    if (!Array.isArray(m.manifests)) {
+      throw new ManifestError(`${where}: index has no "manifests" list`);
+    }
+    for (const d of m.manifests) checkDescriptor(d, where);
+    return { kind: "index", mediaType, index: m };
+  }
+  if (isImageManifestType(mediaType)) {
+    if (!m.config || !Array.isArray(m.layers)) {
+      throw new ManifestError(`${where}: image manifest lacks "config" or "layers"`);
+    }
+    checkDescriptor(m.config, where);
+    for (const d of m.layers) checkDescriptor(d, where);
+    return { kind: "image", mediaType, manifest: m };
+  }
+  throw new ManifestError(`${where}: unsupported manifest media type "${mediaType}"`);
+}
+function checkDescriptor(d, where) {
+  const x = d;
+  if (!x || typeof x.mediaType !== "string" || typeof x.digest !== "string" || typeof x.size !== "number") {
+    throw new ManifestError(`${where}: malformed descriptor ${JSON.stringify(d)}`);
+  }
+}
+function isAttestationDescriptor(d) {
+  return d.annotations?.[ATTESTATION_TYPE_KEY] === ATTESTATION_MANIFEST;
+}
+function isManifestDescriptor(d) {
+  return MANIFEST_TYPES.has(d.mediaType);
+}
+function looksLikeBuildCache(index) {
+  return index.manifests.length > 0 && index.manifests.some((d) => !isManifestDescriptor(d)) && index.manifests.every((d) => !isAttestationDescriptor(d));
+}
+function blobsOf(m) {
+  const seen = /* @__PURE__ */ new Set();
+  const out = [];
+  for (const d of [m.config, ...m.layers]) {
+    if (d.urls && d.urls.length > 0 && d.mediaType.includes("foreign")) continue;
+    if (seen.has(d.digest)) continue;
+    seen.add(d.digest);
+    out.push(d);
+  }
+  return out;
+}
+
 // src/core/platform.ts
 function formatPlatform(p) {
   return [p.os, p.architecture, p.variant].filter(Boolean).join("/");
@@ -32459,9 +32558,123 @@ function platformFromConfig(config, where) {
   return p;
 }
 
-// src/inputs.ts
-import { readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+// src/core/children.ts
+function unwrapIndex(index, where) {
+  if (looksLikeBuildCache(index)) {
+    throw new ManifestError(
+      `${where}: this is a build cache, not an image (its entries are layer blobs, as written by --cache-to type=registry); pass the image's digest instead`
+    );
+  }
+  return index.manifests.map((d) => {
+    if (!isManifestDescriptor(d)) {
+      throw new ManifestError(
+        `${where}: entry ${d.digest} has media type ${d.mediaType}, which is not a manifest`
+      );
+    }
+    const role = isAttestationDescriptor(d) ? "attestation" : isIndexType(d.mediaType) ? "nested-index" : isUnknownPlatform(d.platform) ? "unplatformed" : "image";
+    return { role, descriptor: d };
+  });
+}
+function attestationSubject(d) {
+  return d.annotations?.[ATTESTATION_DIGEST_KEY];
+}
+function selectChildren(all, opts) {
+  const decisions = [];
+  const images = all.filter((c) => c.kind === "image");
+  const attestations = all.filter((c) => c.kind === "attestation");
+  const filtered = images.filter((c) => {
+    const p = c.descriptor.platform;
+    const keep = !opts.platforms || opts.platforms.some((f) => platformMatches(f, p));
+    if (!keep)
+      decisions.push(
+        `skip ${formatPlatformFull(p)} ${c.descriptor.digest} from ${c.sourceInput}: not in platforms`
+      );
+    return keep;
+  });
+  const byDigest = /* @__PURE__ */ new Map();
+  for (const c of filtered)
+    if (!byDigest.has(c.descriptor.digest)) byDigest.set(c.descriptor.digest, c);
+  const newKeys = new Set(
+    [...byDigest.values()].filter((c) => !c.existing).map((c) => platformKey(c.descriptor.platform))
+  );
+  const unique = [...byDigest.values()].filter((c) => {
+    const key = platformKey(c.descriptor.platform);
+    if (!c.existing || !newKeys.has(key)) return true;
+    decisions.push(
+      `replace ${key} ${c.descriptor.digest} (held by ${c.sourceInput}): a source provides ${key}`
+    );
+    return false;
+  });
+  const byPlatform = /* @__PURE__ */ new Map();
+  for (const c of unique) {
+    const key = platformKey(c.descriptor.platform);
+    byPlatform.set(key, [...byPlatform.get(key) ?? [], c]);
+  }
+  const kept = /* @__PURE__ */ new Set();
+  for (const [key, group2] of byPlatform) {
+    if (group2.length === 1) {
+      kept.add(group2[0]);
+      continue;
+    }
+    if (opts.onDuplicate === "error") {
+      throw new DuplicatePlatformError(
+        `platform ${key} is provided by more than one source: ${group2.map(describeSource).join(", ")}; remove one, narrow with platforms, or set on-duplicate to first or last`
+      );
+    }
+    const winner = opts.onDuplicate === "first" ? group2[0] : group2[group2.length - 1];
+    kept.add(winner);
+    for (const c of group2) {
+      if (c !== winner)
+        decisions.push(
+          `drop ${key} ${c.descriptor.digest} from ${c.sourceInput}: duplicate platform (on-duplicate: ${opts.onDuplicate})`
+        );
+    }
+  }
+  const out = [];
+  const placed = /* @__PURE__ */ new Set();
+  for (const img of unique) {
+    if (!kept.has(img)) continue;
+    out.push(img);
+    for (const a of attestations) {
+      if (a.subject !== img.descriptor.digest || placed.has(a.descriptor.digest)) continue;
+      if (opts.attestations === "strip") {
+        decisions.push(`strip attestation ${a.descriptor.digest} of ${img.descriptor.digest}`);
+        placed.add(a.descriptor.digest);
+        continue;
+      }
+      placed.add(a.descriptor.digest);
+      out.push(a);
+    }
+  }
+  for (const a of attestations) {
+    if (!placed.has(a.descriptor.digest)) {
+      placed.add(a.descriptor.digest);
+      decisions.push(
+        `drop attestation ${a.descriptor.digest}: its image ${a.subject ?? "(none named)"} is not in the index`
+      );
+    }
+  }
+  return { children: out, decisions };
+}
+var DuplicatePlatformError = class extends Error {
+};
+function describeSource(c) {
+  return c.sourceInput.includes(c.descriptor.digest) ? c.sourceInput : `${c.sourceInput} (${c.descriptor.digest})`;
+}
+function checkRequiredPlatforms(children, required, allowExtra, sourceInputs) {
+  const have = children.filter((c) => c.kind === "image").map((c) => c.descriptor.platform);
+  const missing = required.filter((r) => !have.some((p) => platformMatches(r, p)));
+  const extra = allowExtra ? [] : have.filter((p) => !required.some((r) => platformMatches(r, p)));
+  if (missing.length === 0 && extra.length === 0) return void 0;
+  const parts = [];
+  if (missing.length) parts.push(`missing ${missing.map(formatPlatformFull).join(", ")}`);
+  if (extra.length) {
+    parts.push(
+      `not listed: ${extra.map(formatPlatformFull).join(", ")} (set allow-extra-platforms: true to permit extras)`
+    );
+  }
+  return `input require-platforms: ${parts.join("; ")}. The merge would hold ${have.map(formatPlatformFull).join(", ") || "no image"}, from sources: ${sourceInputs.join(", ")}`;
+}
 
 // src/core/digest.ts
 import { createHash } from "node:crypto";
@@ -32496,6 +32709,67 @@ function verifyDigest(data, expected, what) {
     );
   }
 }
+
+// src/core/index-builder.ts
+function chooseIndexType(children, opts) {
+  const allDocker = children.every((d) => d.mediaType === DOCKER_MANIFEST);
+  const hasAnnotations = !!opts.annotations && Object.keys(opts.annotations).length > 0;
+  if (opts.format === "docker") {
+    const bad = children.find((d) => d.mediaType !== DOCKER_MANIFEST);
+    if (bad) {
+      throw new FormatError(
+        `input format: "docker", but ${bad.digest} is ${bad.mediaType}; a Docker manifest list can only hold Docker v2 manifests (use format: auto or oci)`
+      );
+    }
+    if (hasAnnotations)
+      throw new FormatError(
+        'input format: "docker", but annotations need an OCI index (use format: auto or oci)'
+      );
+    return DOCKER_LIST;
+  }
+  if (opts.format === "oci") return OCI_INDEX;
+  return allDocker && !hasAnnotations ? DOCKER_LIST : OCI_INDEX;
+}
+function orderedPlatform(p) {
+  const out = { architecture: p.architecture, os: p.os };
+  if (p["os.version"]) out["os.version"] = p["os.version"];
+  if (p["os.features"]?.length) out["os.features"] = [...p["os.features"]];
+  if (p.variant) out.variant = p.variant;
+  if (p.features?.length) out.features = [...p.features];
+  return out;
+}
+function orderedDescriptor(d, docker) {
+  const out = { mediaType: d.mediaType, digest: d.digest, size: d.size };
+  if (!docker && d.artifactType) out.artifactType = d.artifactType;
+  if (d.platform) out.platform = orderedPlatform(d.platform);
+  if (!docker && d.annotations && Object.keys(d.annotations).length)
+    out.annotations = sortKeys(d.annotations);
+  return out;
+}
+function sortKeys(o) {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0));
+}
+function buildIndex(children, opts) {
+  if (children.length === 0) throw new FormatError("no images left to put in the index");
+  const mediaType = chooseIndexType(children, opts);
+  const docker = mediaType === DOCKER_LIST;
+  const doc = {
+    schemaVersion: 2,
+    mediaType,
+    manifests: children.map((d) => orderedDescriptor(d, docker))
+  };
+  if (!docker && opts.annotations && Object.keys(opts.annotations).length)
+    doc.annotations = sortKeys(opts.annotations);
+  const json = JSON.stringify(doc, null, 2);
+  const bytes = Buffer.from(json, "utf8");
+  return { bytes, mediaType, digest: sha256(bytes), json };
+}
+var FormatError = class extends Error {
+};
+
+// src/inputs.ts
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 
 // src/core/reference.ts
 var DOCKER_HUB = "docker.io";
@@ -32554,6 +32828,9 @@ function parseReference(input) {
   if (tag !== void 0) ref2.tag = tag;
   if (digest !== void 0) ref2.digest = digest;
   return ref2;
+}
+function isRegistryHost(value) {
+  return DOMAIN_RE.test(value);
 }
 function repoName(r) {
   return `${r.registry}/${r.repository}`;
@@ -32628,6 +32905,9 @@ function metadataTags(get, env) {
 function parseTags(get, env) {
   let values = parseList(get("tags"));
   if (values.length === 0) values = metadataTags(get, env);
+  else if (get("metadata-json").trim()) {
+    throw new InputError("inputs tags and metadata-json: set one of them (both give the tags)");
+  }
   if (values.length === 0)
     throw new InputError(
       "input tags: no tag given (one or more full image references, e.g. ghcr.io/acme/app:1.2.3, or metadata-json)"
@@ -32768,7 +33048,9 @@ function parseInputs(get, onSecret = () => {
   const tags = parseTags(get, env);
   const credentials = parseCredentials(get, tags, onSecret);
   const sources = parseSources(get, tags);
-  const annotations = parseAnnotations(get("annotations"));
+  const annotations = parseAnnotations(
+    get("annotations") || (env.DOCKER_METADATA_OUTPUT_ANNOTATIONS ?? "")
+  );
   if (bool(get, "github-annotations")) {
     if (!github) {
       throw new InputError(
@@ -32802,282 +33084,17 @@ function parseInputs(get, onSecret = () => {
     maxConcurrency: int(get, "max-concurrency", 8, 1, 64),
     retries: int(get, "retries", 4, 0, 20),
     timeoutSeconds: int(get, "timeout", 900, 1, 21600),
-    insecureRegistries: parseList(get("insecure-registries")),
+    insecureRegistries: parseList(get("insecure-registries")).map((h) => {
+      if (!isRegistryHost(h)) {
+        throw new InputError(
+          `input insecure-registries: "${h}" is not a registry host (write host or host:port, without scheme or path)`
+        );
+      }
+      return h;
+    }),
     credentials,
     githubToken: secret(get("github-token"), onSecret)
   };
-}
-
-// src/core/mediatypes.ts
-var OCI_INDEX = "application/vnd.oci.image.index.v1+json";
-var OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-var DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
-var DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
-var DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json";
-var DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws";
-var MANIFEST_ACCEPT = [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST].join(", ");
-function isIndexType(mediaType) {
-  return mediaType === OCI_INDEX || mediaType === DOCKER_LIST;
-}
-function isImageManifestType(mediaType) {
-  return mediaType === OCI_MANIFEST || mediaType === DOCKER_MANIFEST;
-}
-function isSchema1Type(mediaType) {
-  return mediaType === DOCKER_SCHEMA1 || mediaType === DOCKER_SCHEMA1_SIGNED;
-}
-
-// src/core/manifest.ts
-var ATTESTATION_TYPE_KEY = "vnd.docker.reference.type";
-var ATTESTATION_DIGEST_KEY = "vnd.docker.reference.digest";
-var ATTESTATION_MANIFEST = "attestation-manifest";
-var MANIFEST_TYPES = /* @__PURE__ */ new Set([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST]);
-var MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
-var ManifestError = class extends Error {
-};
-function parseManifest(raw, where) {
-  let doc;
-  try {
-    doc = JSON.parse(Buffer.from(raw.bytes).toString("utf8"));
-  } catch (e) {
-    throw new ManifestError(
-      `${where}: the registry returned a manifest that is not valid JSON (${e.message})`
-    );
-  }
-  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
-    throw new ManifestError(`${where}: the registry returned a manifest that is not a JSON object`);
-  }
-  const m = doc;
-  if (m.schemaVersion === 1 || isSchema1Type(raw.mediaType)) {
-    throw new ManifestError(
-      `${where}: this is a Docker schema 1 manifest, which cannot be part of a multi-arch index; rebuild and push the image with a current Docker or buildah`
-    );
-  }
-  if (m.schemaVersion !== 2) {
-    throw new ManifestError(
-      `${where}: unsupported manifest schemaVersion ${JSON.stringify(m.schemaVersion)}`
-    );
-  }
-  const declared = typeof m.mediaType === "string" ? m.mediaType : void 0;
-  let mediaType = declared ?? raw.mediaType;
-  if (!MANIFEST_TYPES.has(mediaType)) {
-    if (Array.isArray(m.manifests)) mediaType = OCI_INDEX;
-    else if (m.config && Array.isArray(m.layers)) mediaType = OCI_MANIFEST;
-  }
-  if (isIndexType(mediaType)) {
-    if (!Array.isArray(m.manifests)) {
-      throw new ManifestError(`${where}: index has no "manifests" list`);
-    }
-    for (const d of m.manifests) checkDescriptor(d, where);
-    return { kind: "index", mediaType, index: m };
-  }
-  if (isImageManifestType(mediaType)) {
-    if (!m.config || !Array.isArray(m.layers)) {
-      throw new ManifestError(`${where}: image manifest lacks "config" or "layers"`);
-    }
-    checkDescriptor(m.config, where);
-    for (const d of m.layers) checkDescriptor(d, where);
-    return { kind: "image", mediaType, manifest: m };
-  }
-  throw new ManifestError(`${where}: unsupported manifest media type "${mediaType}"`);
-}
-function checkDescriptor(d, where) {
-  const x = d;
-  if (!x || typeof x.mediaType !== "string" || typeof x.digest !== "string" || typeof x.size !== "number") {
-    throw new ManifestError(`${where}: malformed descriptor ${JSON.stringify(d)}`);
-  }
-}
-function isAttestationDescriptor(d) {
-  return d.annotations?.[ATTESTATION_TYPE_KEY] === ATTESTATION_MANIFEST;
-}
-function isManifestDescriptor(d) {
-  return MANIFEST_TYPES.has(d.mediaType);
-}
-function looksLikeBuildCache(index) {
-  return index.manifests.length > 0 && index.manifests.some((d) => !isManifestDescriptor(d)) && index.manifests.every((d) => !isAttestationDescriptor(d));
-}
-function blobsOf(m) {
-  const seen = /* @__PURE__ */ new Set();
-  const out = [];
-  for (const d of [m.config, ...m.layers]) {
-    if (d.urls && d.urls.length > 0 && d.mediaType.includes("foreign")) continue;
-    if (seen.has(d.digest)) continue;
-    seen.add(d.digest);
-    out.push(d);
-  }
-  return out;
-}
-
-// src/core/children.ts
-function unwrapIndex(index, where) {
-  if (looksLikeBuildCache(index)) {
-    throw new ManifestError(
-      `${where}: this is a build cache, not an image (its entries are layer blobs, as written by --cache-to type=registry); pass the image's digest instead`
-    );
-  }
-  return index.manifests.map((d) => {
-    if (!isManifestDescriptor(d)) {
-      throw new ManifestError(
-        `${where}: entry ${d.digest} has media type ${d.mediaType}, which is not a manifest`
-      );
-    }
-    const role = isAttestationDescriptor(d) ? "attestation" : isIndexType(d.mediaType) ? "nested-index" : isUnknownPlatform(d.platform) ? "unplatformed" : "image";
-    return { role, descriptor: d };
-  });
-}
-function attestationSubject(d) {
-  return d.annotations?.[ATTESTATION_DIGEST_KEY];
-}
-function selectChildren(all, opts) {
-  const decisions = [];
-  const images = all.filter((c) => c.kind === "image");
-  const attestations = all.filter((c) => c.kind === "attestation");
-  const filtered = images.filter((c) => {
-    const p = c.descriptor.platform;
-    const keep = !opts.platforms || opts.platforms.some((f) => platformMatches(f, p));
-    if (!keep)
-      decisions.push(
-        `skip ${formatPlatformFull(p)} ${c.descriptor.digest} from ${c.sourceInput}: not in platforms`
-      );
-    return keep;
-  });
-  const byDigest = /* @__PURE__ */ new Map();
-  for (const c of filtered)
-    if (!byDigest.has(c.descriptor.digest)) byDigest.set(c.descriptor.digest, c);
-  const newKeys = new Set(
-    [...byDigest.values()].filter((c) => !c.existing).map((c) => platformKey(c.descriptor.platform))
-  );
-  const unique = [...byDigest.values()].filter((c) => {
-    const key = platformKey(c.descriptor.platform);
-    if (!c.existing || !newKeys.has(key)) return true;
-    decisions.push(
-      `replace ${key} ${c.descriptor.digest} (held by ${c.sourceInput}): a source provides ${key}`
-    );
-    return false;
-  });
-  const byPlatform = /* @__PURE__ */ new Map();
-  for (const c of unique) {
-    const key = platformKey(c.descriptor.platform);
-    byPlatform.set(key, [...byPlatform.get(key) ?? [], c]);
-  }
-  const kept = /* @__PURE__ */ new Set();
-  for (const [key, group2] of byPlatform) {
-    if (group2.length === 1) {
-      kept.add(group2[0]);
-      continue;
-    }
-    if (opts.onDuplicate === "error") {
-      throw new DuplicatePlatformError(
-        `platform ${key} is provided by more than one source: ${group2.map(describeSource).join(", ")}; remove one, narrow with platforms, or set on-duplicate to first or last`
-      );
-    }
-    const winner = opts.onDuplicate === "first" ? group2[0] : group2[group2.length - 1];
-    kept.add(winner);
-    for (const c of group2) {
-      if (c !== winner)
-        decisions.push(
-          `drop ${key} ${c.descriptor.digest} from ${c.sourceInput}: duplicate platform (on-duplicate: ${opts.onDuplicate})`
-        );
-    }
-  }
-  const out = [];
-  const placed = /* @__PURE__ */ new Set();
-  for (const img of unique) {
-    if (!kept.has(img)) continue;
-    out.push(img);
-    for (const a of attestations) {
-      if (a.subject !== img.descriptor.digest || placed.has(a.descriptor.digest)) continue;
-      if (opts.attestations === "strip") {
-        decisions.push(`strip attestation ${a.descriptor.digest} of ${img.descriptor.digest}`);
-        placed.add(a.descriptor.digest);
-        continue;
-      }
-      placed.add(a.descriptor.digest);
-      out.push(a);
-    }
-  }
-  for (const a of attestations) {
-    if (!placed.has(a.descriptor.digest)) {
-      placed.add(a.descriptor.digest);
-      decisions.push(
-        `drop attestation ${a.descriptor.digest}: its image ${a.subject ?? "(none named)"} is not in the index`
-      );
-    }
-  }
-  return { children: out, decisions };
-}
-var DuplicatePlatformError = class extends Error {
-};
-function describeSource(c) {
-  return c.sourceInput.includes(c.descriptor.digest) ? c.sourceInput : `${c.sourceInput} (${c.descriptor.digest})`;
-}
-function checkRequiredPlatforms(children, required, allowExtra, sourceInputs) {
-  const have = children.filter((c) => c.kind === "image").map((c) => c.descriptor.platform);
-  const missing = required.filter((r) => !have.some((p) => platformMatches(r, p)));
-  const extra = allowExtra ? [] : have.filter((p) => !required.some((r) => platformMatches(r, p)));
-  if (missing.length === 0 && extra.length === 0) return void 0;
-  const parts = [];
-  if (missing.length) parts.push(`missing ${missing.map(formatPlatformFull).join(", ")}`);
-  if (extra.length) {
-    parts.push(
-      `not listed: ${extra.map(formatPlatformFull).join(", ")} (set allow-extra-platforms: true to permit extras)`
-    );
-  }
-  return `input require-platforms: ${parts.join("; ")}. The merge would hold ${have.map(formatPlatformFull).join(", ") || "no image"}, from sources: ${sourceInputs.join(", ")}`;
-}
-
-// src/core/index-builder.ts
-function chooseIndexType(children, opts) {
-  const allDocker = children.every((d) => d.mediaType === DOCKER_MANIFEST);
-  const hasAnnotations = !!opts.annotations && Object.keys(opts.annotations).length > 0;
-  if (opts.format === "docker") {
-    const bad = children.find((d) => d.mediaType !== DOCKER_MANIFEST);
-    if (bad) {
-      throw new Error(
-        `format is "docker", but ${bad.digest} is ${bad.mediaType}; a Docker manifest list can only hold Docker v2 manifests (use format: auto or oci)`
-      );
-    }
-    if (hasAnnotations)
-      throw new Error(
-        'format is "docker", but annotations need an OCI index (use format: auto or oci)'
-      );
-    return DOCKER_LIST;
-  }
-  if (opts.format === "oci") return OCI_INDEX;
-  return allDocker && !hasAnnotations ? DOCKER_LIST : OCI_INDEX;
-}
-function orderedPlatform(p) {
-  const out = { architecture: p.architecture, os: p.os };
-  if (p["os.version"]) out["os.version"] = p["os.version"];
-  if (p["os.features"]?.length) out["os.features"] = [...p["os.features"]];
-  if (p.variant) out.variant = p.variant;
-  if (p.features?.length) out.features = [...p.features];
-  return out;
-}
-function orderedDescriptor(d, docker) {
-  const out = { mediaType: d.mediaType, digest: d.digest, size: d.size };
-  if (!docker && d.artifactType) out.artifactType = d.artifactType;
-  if (d.platform) out.platform = orderedPlatform(d.platform);
-  if (!docker && d.annotations && Object.keys(d.annotations).length)
-    out.annotations = sortKeys(d.annotations);
-  return out;
-}
-function sortKeys(o) {
-  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0));
-}
-function buildIndex(children, opts) {
-  if (children.length === 0) throw new Error("no images left to put in the index");
-  const mediaType = chooseIndexType(children, opts);
-  const docker = mediaType === DOCKER_LIST;
-  const doc = {
-    schemaVersion: 2,
-    mediaType,
-    manifests: children.map((d) => orderedDescriptor(d, docker))
-  };
-  if (!docker && opts.annotations && Object.keys(opts.annotations).length)
-    doc.annotations = sortKeys(opts.annotations);
-  const json = JSON.stringify(doc, null, 2);
-  const bytes = Buffer.from(json, "utf8");
-  return { bytes, mediaType, digest: sha256(bytes), json };
 }
 
 // src/util/limiter.ts
@@ -34721,6 +34738,11 @@ async function run() {
       process.env,
       githubContext()
     );
+    if (inputs.ignoredAnnotations.length && !Object.keys(inputs.annotations).length && !Object.keys(inputs.descriptorAnnotations).length) {
+      warning(
+        "no annotation applies to an index: docker/metadata-action writes manifest: lines by default; set DOCKER_METADATA_ANNOTATIONS_LEVELS: index,manifest-descriptor on it"
+      );
+    }
     for (const line of inputs.ignoredAnnotations) {
       info(`annotation "${line}" is not for an index or its descriptors: ignored`);
     }
@@ -34753,7 +34775,7 @@ async function run() {
     notice(describe2(result, inputs.dryRun));
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    const fromInput = e instanceof InputError || e instanceof MergeInputError;
+    const fromInput = e instanceof InputError || e instanceof MergeInputError || e instanceof FormatError || e instanceof DuplicatePlatformError;
     setFailed(fromInput ? message : `merge failed: ${message}`);
   } finally {
     for (const [host, remaining] of rateLimits)
@@ -34763,15 +34785,13 @@ async function run() {
 }
 function describe2(r, dryRun) {
   const by = (o) => r.tags.filter((t) => t.outcome === o).map((t) => t.ref);
-  const parts = [
-    `${dryRun ? "Dry run: would push" : "Pushed"} ${r.index.digest} (${r.platforms.join(", ")})`
-  ];
   const written = by(dryRun ? "dry-run" : "pushed");
-  if (written.length) parts.push(`to ${written.join(", ")}`);
-  if (by("unchanged").length) parts.push(`; unchanged: ${by("unchanged").join(", ")}`);
-  if (by("skipped").length)
-    parts.push(`; not overwritten (on-conflict): ${by("skipped").join(", ")}`);
-  return parts.join(" ");
+  const parts = [`${r.index.digest} (${r.platforms.join(", ")})`];
+  if (written.length)
+    parts.push(`${dryRun ? "would be pushed" : "pushed"} to ${written.join(", ")}`);
+  if (by("unchanged").length) parts.push(`already current: ${by("unchanged").join(", ")}`);
+  if (by("skipped").length) parts.push(`not overwritten (on-conflict): ${by("skipped").join(", ")}`);
+  return (dryRun ? "Dry run: " : "") + parts.join("; ");
 }
 function setOutputs(r, dryRun) {
   const written = r.tags.filter(

@@ -3,7 +3,12 @@ import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { digestProblem } from './core/digest.js'
 import { parsePlatform, type Platform } from './core/platform.js'
-import { formatReference, parseReference, type Reference } from './core/reference.js'
+import {
+  formatReference,
+  isRegistryHost,
+  parseReference,
+  type Reference
+} from './core/reference.js'
 import type { Credential } from './registry/credentials.js'
 import type { MergeOptions } from './merge.js'
 import type { SourceSpec } from './resolve.js'
@@ -107,6 +112,9 @@ function metadataTags(get: InputReader, env: NodeJS.ProcessEnv): string[] {
 function parseTags(get: InputReader, env: NodeJS.ProcessEnv): Reference[] {
   let values = parseList(get('tags'))
   if (values.length === 0) values = metadataTags(get, env)
+  else if (get('metadata-json').trim()) {
+    throw new InputError('inputs tags and metadata-json: set one of them (both give the tags)')
+  }
   if (values.length === 0)
     throw new InputError(
       'input tags: no tag given (one or more full image references, e.g. ghcr.io/acme/app:1.2.3, or metadata-json)'
@@ -279,7 +287,10 @@ export function parseInputs(
   const tags = parseTags(get, env)
   const credentials = parseCredentials(get, tags, onSecret)
   const sources = parseSources(get, tags)
-  const annotations = parseAnnotations(get('annotations'))
+  // Like the tags, metadata-action's annotations come from its environment when not given.
+  const annotations = parseAnnotations(
+    get('annotations') || (env.DOCKER_METADATA_OUTPUT_ANNOTATIONS ?? '')
+  )
   if (bool(get, 'github-annotations')) {
     if (!github) {
       throw new InputError(
@@ -315,7 +326,14 @@ export function parseInputs(
     maxConcurrency: int(get, 'max-concurrency', 8, 1, 64),
     retries: int(get, 'retries', 4, 0, 20),
     timeoutSeconds: int(get, 'timeout', 900, 1, 21600),
-    insecureRegistries: parseList(get('insecure-registries')),
+    insecureRegistries: parseList(get('insecure-registries')).map((h) => {
+      if (!isRegistryHost(h)) {
+        throw new InputError(
+          `input insecure-registries: "${h}" is not a registry host (write host or host:port, without scheme or path)`
+        )
+      }
+      return h
+    }),
     credentials,
     githubToken: secret(get('github-token'), onSecret)
   }

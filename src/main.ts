@@ -1,6 +1,8 @@
 // The action: read inputs, merge, set outputs, write the job summary.
 import * as core from '@actions/core'
 import { context } from '@actions/github'
+import { DuplicatePlatformError } from './core/children.js'
+import { FormatError } from './core/index-builder.js'
 import { formatPlatformFull, type Platform } from './core/platform.js'
 import { InputError, parseInputs, type GithubContext, type Inputs } from './inputs.js'
 import type { Logger } from './logger.js'
@@ -58,6 +60,15 @@ export async function run(): Promise<void> {
       process.env,
       githubContext()
     )
+    if (
+      inputs.ignoredAnnotations.length &&
+      !Object.keys(inputs.annotations).length &&
+      !Object.keys(inputs.descriptorAnnotations).length
+    ) {
+      core.warning(
+        'no annotation applies to an index: docker/metadata-action writes manifest: lines by default; set DOCKER_METADATA_ANNOTATIONS_LEVELS: index,manifest-descriptor on it'
+      )
+    }
     for (const line of inputs.ignoredAnnotations) {
       core.info(`annotation "${line}" is not for an index or its descriptors: ignored`)
     }
@@ -91,7 +102,11 @@ export async function run(): Promise<void> {
     core.notice(describe(result, inputs.dryRun))
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e)
-    const fromInput = e instanceof InputError || e instanceof MergeInputError
+    const fromInput =
+      e instanceof InputError ||
+      e instanceof MergeInputError ||
+      e instanceof FormatError ||
+      e instanceof DuplicatePlatformError
     core.setFailed(fromInput ? message : `merge failed: ${message}`)
   } finally {
     for (const [host, remaining] of rateLimits)
@@ -102,15 +117,13 @@ export async function run(): Promise<void> {
 
 function describe(r: MergeResult, dryRun: boolean): string {
   const by = (o: string): string[] => r.tags.filter((t) => t.outcome === o).map((t) => t.ref)
-  const parts = [
-    `${dryRun ? 'Dry run: would push' : 'Pushed'} ${r.index.digest} (${r.platforms.join(', ')})`
-  ]
   const written = by(dryRun ? 'dry-run' : 'pushed')
-  if (written.length) parts.push(`to ${written.join(', ')}`)
-  if (by('unchanged').length) parts.push(`; unchanged: ${by('unchanged').join(', ')}`)
-  if (by('skipped').length)
-    parts.push(`; not overwritten (on-conflict): ${by('skipped').join(', ')}`)
-  return parts.join(' ')
+  const parts = [`${r.index.digest} (${r.platforms.join(', ')})`]
+  if (written.length)
+    parts.push(`${dryRun ? 'would be pushed' : 'pushed'} to ${written.join(', ')}`)
+  if (by('unchanged').length) parts.push(`already current: ${by('unchanged').join(', ')}`)
+  if (by('skipped').length) parts.push(`not overwritten (on-conflict): ${by('skipped').join(', ')}`)
+  return (dryRun ? 'Dry run: ' : '') + parts.join('; ')
 }
 
 function setOutputs(r: MergeResult, dryRun: boolean): void {

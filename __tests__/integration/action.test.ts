@@ -62,7 +62,9 @@ describe('node dist/index.js', () => {
         'linux/arm64/v8': arm.digest
       })
       expect(run.stdout).toMatch(/::group::Resolve sources/)
-      expect(run.stdout).toMatch(new RegExp(`::notice::Pushed ${o.digest}`))
+      expect(run.stdout).toContain(
+        `::notice::${o.digest} (${o.platforms.split(',').join(', ')}); pushed to ${a.host}/e2e/app:1.0.0, ${a.host}/e2e/app:latest`
+      )
       expect(run.summary).toMatch(/<table>/)
       expect(run.summary).toContain(amd.attestationDigest)
     } finally {

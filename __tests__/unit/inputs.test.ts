@@ -173,4 +173,23 @@ describe('parseInputs', () => {
       expect((e as Error).message).not.toContain('s3cret')
     }
   })
+
+  it('validates insecure-registries, refuses tags with metadata-json, and reads annotations from the environment', () => {
+    expect(() =>
+      parseInputs(reader({ tags: 'r.io/a:1', sources: D1, 'insecure-registries': 'https://r.io' }))
+    ).toThrow(/input insecure-registries: "https:\/\/r.io" is not a registry host/)
+    expect(
+      parseInputs(
+        reader({ tags: 'r.io/a:1', sources: D1, 'insecure-registries': 'r.io:5000, 10.0.0.1' })
+      ).insecureRegistries
+    ).toEqual(['r.io:5000', '10.0.0.1'])
+    expect(() =>
+      parseInputs(reader({ tags: 'r.io/a:1', sources: D1, 'metadata-json': '{"tags":[]}' }))
+    ).toThrow(/inputs tags and metadata-json: set one/)
+    const i = parseInputs(reader({ tags: 'r.io/a:1', sources: D1 }), () => {}, {
+      DOCKER_METADATA_OUTPUT_ANNOTATIONS: 'index:a=1\nmanifest:b=2'
+    })
+    expect(i.annotations).toEqual({ a: '1' })
+    expect(i.ignoredAnnotations).toEqual(['manifest:b=2'])
+  })
 })

@@ -18,13 +18,13 @@ export function chooseIndexType(children: Descriptor[], opts: BuildOptions): str
   if (opts.format === 'docker') {
     const bad = children.find((d) => d.mediaType !== DOCKER_MANIFEST)
     if (bad) {
-      throw new Error(
-        `format is "docker", but ${bad.digest} is ${bad.mediaType}; a Docker manifest list can only hold Docker v2 manifests (use format: auto or oci)`
+      throw new FormatError(
+        `input format: "docker", but ${bad.digest} is ${bad.mediaType}; a Docker manifest list can only hold Docker v2 manifests (use format: auto or oci)`
       )
     }
     if (hasAnnotations)
-      throw new Error(
-        'format is "docker", but annotations need an OCI index (use format: auto or oci)'
+      throw new FormatError(
+        'input format: "docker", but annotations need an OCI index (use format: auto or oci)'
       )
     return DOCKER_LIST
   }
@@ -60,7 +60,7 @@ export function buildIndex(
   children: Descriptor[],
   opts: BuildOptions
 ): RawManifest & { json: string } {
-  if (children.length === 0) throw new Error('no images left to put in the index')
+  if (children.length === 0) throw new FormatError('no images left to put in the index')
   const mediaType = chooseIndexType(children, opts)
   const docker = mediaType === DOCKER_LIST
   const doc: Record<string, unknown> = {
@@ -74,3 +74,6 @@ export function buildIndex(
   const bytes = Buffer.from(json, 'utf8')
   return { bytes, mediaType, digest: sha256(bytes), json }
 }
+
+/** The sources cannot make the index the inputs ask for (format, or nothing left). */
+export class FormatError extends Error {}

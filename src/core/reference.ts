@@ -81,6 +81,11 @@ export function parseReference(input: string): Reference {
   return ref
 }
 
+/** True for a registry as users name it: host or host:port, no scheme or path. */
+export function isRegistryHost(value: string): boolean {
+  return DOMAIN_RE.test(value)
+}
+
 /** `registry/repository`, the key under which a repository is grouped. */
 export function repoName(r: Repository): string {
   return `${r.registry}/${r.repository}`
