@@ -323,7 +323,7 @@ export function parseInputs(
     onConflict: choice(get, 'on-conflict', ['fail', 'skip', 'warn'] as const, 'fail'),
     copyReferrers: bool(get, 'copy-referrers'),
     dryRun: bool(get, 'dry-run'),
-    maxConcurrency: int(get, 'max-concurrency', 8, 1, 64),
+    maxConcurrency: int(get, 'max-concurrency', 32, 1, 128),
     retries: int(get, 'retries', 4, 0, 20),
     timeoutSeconds: int(get, 'timeout', 900, 1, 21600),
     insecureRegistries: parseList(get('insecure-registries')).map((h) => {

@@ -104,7 +104,7 @@ describe('parseInputs', () => {
       attestations: 'keep',
       onDuplicate: 'error',
       dryRun: false,
-      maxConcurrency: 8
+      maxConcurrency: 32
     })
     expect(secrets).toEqual(['p4ss'])
     expect(i.credentials.get('r.io')).toEqual({ username: 'u', password: 'p4ss' })
