@@ -235,3 +235,33 @@ describe('on-conflict', () => {
     expect((await getManifest(reg, 'conf/app', 'v1'))?.digest).toBe(old.digest)
   })
 })
+
+describe('rate-limit thrift', () => {
+  it('uses HEAD for the tags and logs the ratelimit-remaining figure the registry sends', async () => {
+    const x = await pushImage(reg, 'rl/app', { arch: 'amd64', seed: 'rl' })
+    // Docker Hub sends these on manifest responses; the real registry does not, so the proxy adds them.
+    proxy.rules.push((req, res) => {
+      const writeHead = res.writeHead.bind(res) as (...a: unknown[]) => typeof res
+      res.writeHead = ((status: number, headers?: Record<string, string>) =>
+        writeHead(status, {
+          ...headers,
+          'ratelimit-limit': '100;w=21600',
+          'ratelimit-remaining': '76;w=21600'
+        })) as typeof res.writeHead
+      return false
+    })
+    proxy.reset()
+    try {
+      const run = await runAction({
+        tags: `${proxy.host}/rl/app:1`,
+        sources: `${proxy.host}/rl/app@${x.digest}`
+      })
+      expect(run.code).toBe(0)
+      expect(run.stdout).toContain(`rate limit remaining at ${proxy.host}: 76;w=21600`)
+    } finally {
+      proxy.rules.length = 0
+    }
+    expect(proxy.count('HEAD', /\/manifests\/1$/)).toBe(1)
+    expect(proxy.count('GET', /\/manifests\/1$/)).toBe(0)
+  })
+})
