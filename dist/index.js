@@ -32449,7 +32449,7 @@ function blobsOf(m) {
   const seen = /* @__PURE__ */ new Set();
   const out = [];
   for (const d of [m.config, ...m.layers]) {
-    if (d.urls && d.urls.length > 0 && d.mediaType.includes("foreign")) continue;
+    if (d.urls && d.urls.length > 0 && /foreign|nondistributable/.test(d.mediaType)) continue;
     if (seen.has(d.digest)) continue;
     seen.add(d.digest);
     out.push(d);
@@ -32581,7 +32581,12 @@ function attestationSubject(d) {
 function selectChildren(all, opts) {
   const decisions = [];
   const images = all.filter((c) => c.kind === "image");
-  const attestations = all.filter((c) => c.kind === "attestation");
+  const fromSources = new Set(
+    all.filter((c) => c.kind === "image" && !c.existing).map((c) => c.descriptor.digest)
+  );
+  const attestations = all.filter(
+    (c) => c.kind === "attestation" && !(c.existing && c.subject && fromSources.has(c.subject))
+  );
   const filtered = images.filter((c) => {
     const p = c.descriptor.platform;
     const keep = !opts.platforms || opts.platforms.some((f) => platformMatches(f, p));
@@ -32592,8 +32597,10 @@ function selectChildren(all, opts) {
     return keep;
   });
   const byDigest = /* @__PURE__ */ new Map();
-  for (const c of filtered)
-    if (!byDigest.has(c.descriptor.digest)) byDigest.set(c.descriptor.digest, c);
+  for (const c of filtered) {
+    const seen = byDigest.get(c.descriptor.digest);
+    if (!seen || seen.existing && !c.existing) byDigest.set(c.descriptor.digest, c);
+  }
   const newKeys = new Set(
     [...byDigest.values()].filter((c) => !c.existing).map((c) => platformKey(c.descriptor.platform))
   );
@@ -32713,7 +32720,7 @@ function verifyDigest(data, expected, what) {
 // src/core/index-builder.ts
 function chooseIndexType(children, opts) {
   const allDocker = children.every((d) => d.mediaType === DOCKER_MANIFEST);
-  const hasAnnotations = !!opts.annotations && Object.keys(opts.annotations).length > 0;
+  const hasAnnotations = !!opts.annotations && Object.keys(opts.annotations).length > 0 || children.some((d) => d.annotations && Object.keys(d.annotations).length > 0);
   if (opts.format === "docker") {
     const bad = children.find((d) => d.mediaType !== DOCKER_MANIFEST);
     if (bad) {
@@ -33109,12 +33116,13 @@ var Limiter = class {
   waiting = [];
   async run(task) {
     if (this.active >= this.max) await new Promise((resolve) => this.waiting.push(resolve));
-    this.active++;
+    else this.active++;
     try {
       return await task();
     } finally {
-      this.active--;
-      this.waiting.shift()?.();
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
     }
   }
 };
@@ -33318,7 +33326,10 @@ var Transport = class {
     this.now = opts.now ?? Date.now;
     const common = {
       keepAliveTimeout: 3e4,
-      connections: opts.maxConcurrency,
+      // A streamed copy holds one slot but two connections to one origin (source GET paused
+      // by backpressure, target PUT), and token requests bypass the limiter: with only one
+      // connection per slot, a same-registry copy at full concurrency deadlocks.
+      connections: opts.maxConcurrency * 2 + 4,
       headersTimeout: opts.requestTimeoutMs,
       bodyTimeout: opts.requestTimeoutMs
     };
@@ -33558,6 +33569,14 @@ var Authenticator = class {
     return s;
   }
   /**
+   * The Authorization header for a request to `url`: only when `url` is on the registry's own
+   * `origin`, never for a redirect or an upload Location that points elsewhere.
+   */
+  headerFor(registry, origin, url) {
+    const auth2 = this.state(registry).authorization;
+    return auth2 && new URL(url).origin === origin ? { authorization: auth2 } : {};
+  }
+  /**
    * Handles a 401 seen while using `generation`. Concurrent callers share one token request;
    * a caller whose generation is already stale just retries with the newer token.
    */
@@ -33754,12 +33773,12 @@ async function putOnce(host, spec, session, attempt) {
   const { content } = opened;
   const url = new URL(session, host.origin(spec.target.registry) + "/");
   url.searchParams.set("digest", spec.digest);
+  const state = host.auth.state(spec.target.registry);
   const headers = {
     "content-type": "application/octet-stream",
-    "content-length": String(spec.size)
+    "content-length": String(spec.size),
+    ...host.auth.headerFor(spec.target.registry, host.origin(spec.target.registry), url.toString())
   };
-  const state = host.auth.state(spec.target.registry);
-  if (state.authorization) headers.authorization = state.authorization;
   try {
     const res = await host.transport.sendOnce(
       { method: "PUT", url: url.toString(), headers, body: content },
@@ -33776,9 +33795,7 @@ async function putOnce(host, spec, session, attempt) {
 }
 async function cancelUpload(host, target, session) {
   const url = new URL(session, host.origin(target.registry) + "/").toString();
-  const headers = {};
-  const auth2 = host.auth.state(target.registry).authorization;
-  if (auth2) headers.authorization = auth2;
+  const headers = host.auth.headerFor(target.registry, host.origin(target.registry), url);
   try {
     const res = await host.transport.limiter.run(
       () => host.transport.sendOnce({ method: "DELETE", url, headers })
@@ -33790,10 +33807,9 @@ async function cancelUpload(host, target, session) {
 async function openBlobStream(host, repo, digest, size, attempt) {
   let url = `${host.origin(repo.registry)}/v2/${repo.repository}/blobs/${digest}`;
   for (let hop = 0; hop < 6; hop++) {
-    const headers = {};
     const state = host.auth.state(repo.registry);
     const sameOrigin = new URL(url).origin === host.origin(repo.registry);
-    if (sameOrigin && state.authorization) headers.authorization = state.authorization;
+    const headers = host.auth.headerFor(repo.registry, host.origin(repo.registry), url);
     const res = await host.transport.sendOnce(
       { method: "GET", url, headers },
       host.transport.headersTimeoutFor(attempt)
@@ -33885,8 +33901,7 @@ var RegistryClient = class {
   }
   /** The Authorization header for `url`: our credentials go to the registry's own origin only. */
   authFor(registry, url) {
-    const auth2 = this.auth.state(registry).authorization;
-    return auth2 && new URL(url).origin === this.origin(registry) ? { authorization: auth2 } : {};
+    return this.auth.headerFor(registry, this.origin(registry), url);
   }
   /**
    * Whether a 400 to a plain-HTTP loopback registry is Go's answer to HTTP on a TLS port. A HEAD
@@ -33953,7 +33968,7 @@ var RegistryClient = class {
     }
     if (res.status !== 200) this.fail(repo, `GET ${what}`, res);
     const bytes = res.body;
-    const mediaType = (header(res.headers, "content-type") ?? "").split(";")[0].trim();
+    const mediaType = declaredMediaType(bytes) ?? (header(res.headers, "content-type") ?? "").split(";")[0].trim();
     const isDigest2 = reference.includes(":");
     const served = header(res.headers, "docker-content-digest");
     const expected = isDigest2 ? reference : served;
@@ -34141,6 +34156,14 @@ var RegistryClient = class {
 function referrersTag(digest) {
   return digest.replace(":", "-");
 }
+function declaredMediaType(bytes) {
+  try {
+    const doc = JSON.parse(Buffer.from(bytes).toString("utf8"));
+    return typeof doc.mediaType === "string" && doc.mediaType ? doc.mediaType : void 0;
+  } catch {
+    return void 0;
+  }
+}
 
 // src/referrers.ts
 var COSIGN_SUFFIXES = ["sig", "att", "sbom"];
@@ -34205,6 +34228,15 @@ async function copyAttached(client, copier, attached, log) {
         }
       }
       for (const c of a.cosign) {
+        if (sameRepository(a.source, target)) continue;
+        const held = await client.headManifest(target, c.tag);
+        if (held?.digest === c.raw.digest) continue;
+        if (held) {
+          log.warning(
+            `${repoName(target)}:${c.tag} holds ${held.digest}, not the source's ${c.raw.digest}: left as it is`
+          );
+          continue;
+        }
         await copier.copy(c.raw, a.source, `${c.tag} of ${a.subject}`);
         await client.putManifest(target, c.tag, c.raw);
       }
@@ -34540,7 +34572,9 @@ async function copyAndPush(client, store, opts, targets, children, index, tagRes
             await client.putManifest(t, t.tag ?? "latest", index);
           } catch (e) {
             const status = e instanceof RegistryError ? e.status : void 0;
-            if (status !== 403 && status !== 409 || !r.previous) throw e;
+            const code = e instanceof RegistryError ? e.code : void 0;
+            const conflict = status === 403 || status === 409 || status === 412 || status === 400 && code === "TAG_INVALID";
+            if (!conflict || !r.previous) throw e;
             const message = `tag ${r.ref} holds ${r.previous} and the registry refused to overwrite it (HTTP ${status}): the credentials lack overwrite (delete) permission on ${repoName(repo)}, or the tag is immutable`;
             if (opts.onConflict === "skip") log.info(`skipped: ${message}`);
             else if (opts.onConflict === "warn") log.warning(message);

@@ -255,7 +255,15 @@ async function copyAndPush(
             await client.putManifest(t, t.tag ?? 'latest', index)
           } catch (e) {
             const status = e instanceof RegistryError ? e.status : undefined
-            if ((status !== 403 && status !== 409) || !r.previous) throw e
+            const code = e instanceof RegistryError ? e.code : undefined
+            // 403/409 (Artifactory, no overwrite permission), 412 (Harbor immutability),
+            // 400 TAG_INVALID (ECR immutable tags).
+            const conflict =
+              status === 403 ||
+              status === 409 ||
+              status === 412 ||
+              (status === 400 && code === 'TAG_INVALID')
+            if (!conflict || !r.previous) throw e
             // The tag exists with another digest and the registry refuses to move it.
             const message =
               `tag ${r.ref} holds ${r.previous} and the registry refused to overwrite it (HTTP ${status}): ` +

@@ -4,7 +4,7 @@ import type { Child } from './core/children.js'
 import { sha256 } from './core/digest.js'
 import { isImageManifestType, OCI_INDEX } from './core/mediatypes.js'
 import type { Descriptor, RawManifest } from './core/manifest.js'
-import { repoName, type Repository } from './core/reference.js'
+import { repoName, sameRepository, type Repository } from './core/reference.js'
 import type { TargetCopier } from './copy.js'
 import type { Logger } from './logger.js'
 import { referrersTag, type RegistryClient } from './registry/client.js'
@@ -102,6 +102,16 @@ export async function copyAttached(
         }
       }
       for (const c of a.cosign) {
+        if (sameRepository(a.source, target)) continue
+        // A signature made in the target itself (another key, a later run) is never replaced.
+        const held = await client.headManifest(target, c.tag)
+        if (held?.digest === c.raw.digest) continue
+        if (held) {
+          log.warning(
+            `${repoName(target)}:${c.tag} holds ${held.digest}, not the source's ${c.raw.digest}: left as it is`
+          )
+          continue
+        }
         await copier.copy(c.raw, a.source, `${c.tag} of ${a.subject}`)
         await client.putManifest(target, c.tag, c.raw)
       }

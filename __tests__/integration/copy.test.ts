@@ -247,3 +247,40 @@ describe('a tag push that fails after another tag moved', () => {
     expect((await getManifest(a, 'roll/one', 'v1'))?.digest).toBe(old.digest)
   })
 })
+
+describe('credentials and upload Locations', () => {
+  it('never sends the Authorization header to an upload Location on another origin', async () => {
+    const secured = await startRegistry({ htpasswd: { user: 'me', password: 's3cret' } })
+    const px = await startProxy(secured.url)
+    const offOrigin: Array<string | undefined> = []
+    // The registry hands out upload sessions on another origin (localhost instead of 127.0.0.1).
+    px.rules.push((req, res) => {
+      if (req.headers.host?.startsWith('localhost')) offOrigin.push(req.headers.authorization)
+      if (req.method === 'POST' && req.url?.includes('/blobs/uploads/')) {
+        const writeHead = res.writeHead.bind(res) as (...a: unknown[]) => typeof res
+        res.writeHead = ((status: number, headers?: Record<string, string | string[]>) => {
+          const h = { ...headers }
+          if (typeof h.location === 'string')
+            h.location = h.location.replace(`//${px.host}`, `//localhost:${px.host.split(':')[1]}`)
+          return writeHead(status, h)
+        }) as typeof res.writeHead
+      }
+      return false
+    })
+    try {
+      const img = await pushImage(secured, 'loc/src', { arch: 'amd64', seed: 'loc' })
+      px.rules.unshift(refuseMounts)
+      await mergeWith({
+        tags: `${px.host}/loc/dst:1`,
+        sources: `${px.host}/loc/src@${img.digest}`,
+        username: 'me',
+        password: 's3cret'
+      }).catch(() => undefined)
+      expect(offOrigin.length).toBeGreaterThan(0)
+      expect(offOrigin.every((h) => h === undefined)).toBe(true)
+    } finally {
+      await px.stop()
+      await secured.stop()
+    }
+  })
+})

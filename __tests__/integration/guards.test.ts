@@ -240,7 +240,7 @@ describe('rate-limit thrift', () => {
   it('uses HEAD for the tags and logs the ratelimit-remaining figure the registry sends', async () => {
     const x = await pushImage(reg, 'rl/app', { arch: 'amd64', seed: 'rl' })
     // Docker Hub sends these on manifest responses; the real registry does not, so the proxy adds them.
-    proxy.rules.push((req, res) => {
+    proxy.rules.push((_req, res) => {
       const writeHead = res.writeHead.bind(res) as (...a: unknown[]) => typeof res
       res.writeHead = ((status: number, headers?: Record<string, string>) =>
         writeHead(status, {

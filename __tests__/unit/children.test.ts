@@ -142,6 +142,36 @@ describe('selectChildren', () => {
   })
 })
 
+describe('append', () => {
+  const base = { onDuplicate: 'error' as const, attestations: 'keep' as const }
+  const existing = (c: Child): Child => ({ ...c, existing: true, sourceInput: 'tag (current)' })
+
+  it('a source re-supplying an image the tag holds brings its own attestation, not the old one', () => {
+    const all = [
+      existing(image(1, 'linux/amd64')),
+      existing(att(11, 1)),
+      image(1, 'linux/amd64'),
+      att(12, 1)
+    ]
+    const s = selectChildren(all, base)
+    expect(s.children.map((c) => c.descriptor.digest)).toEqual([dg(1), dg(12)])
+    expect(s.children[0].existing).toBeUndefined()
+  })
+
+  it('replaces the platform a source provides and keeps the others', () => {
+    const all = [
+      existing(image(1, 'linux/amd64')),
+      existing(att(11, 1)),
+      existing(image(2, 'linux/arm64')),
+      existing(att(12, 2)),
+      image(3, 'linux/arm64/v8')
+    ]
+    const s = selectChildren(all, base)
+    expect(s.children.map((c) => c.descriptor.digest)).toEqual([dg(1), dg(11), dg(3)])
+    expect(s.decisions.join('\n')).toMatch(/replace linux\/arm64/)
+  })
+})
+
 describe('buildIndex', () => {
   const amd: Descriptor = {
     mediaType: DOCKER_MANIFEST,
@@ -162,6 +192,13 @@ describe('buildIndex', () => {
       OCI_INDEX
     )
     expect(chooseIndexType([amd], { format: 'oci' })).toBe(OCI_INDEX)
+    // An annotation on an entry exists only in an OCI index.
+    expect(chooseIndexType([amd, { ...arm, annotations: { a: 'b' } }], { format: 'auto' })).toBe(
+      OCI_INDEX
+    )
+    expect(() =>
+      chooseIndexType([{ ...amd, annotations: { a: 'b' } }], { format: 'docker' })
+    ).toThrow(/annotations need an OCI index/)
     expect(chooseIndexType([amd], { format: 'auto', annotations: { a: 'b' } })).toBe(OCI_INDEX)
     expect(() =>
       chooseIndexType([{ ...amd, mediaType: OCI_MANIFEST }], { format: 'docker' })

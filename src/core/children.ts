@@ -93,7 +93,12 @@ export interface Selection {
 export function selectChildren(all: Child[], opts: SelectOptions): Selection {
   const decisions: string[] = []
   const images = all.filter((c) => c.kind === 'image')
-  const attestations = all.filter((c) => c.kind === 'attestation')
+  const fromSources = new Set(
+    all.filter((c) => c.kind === 'image' && !c.existing).map((c) => c.descriptor.digest)
+  )
+  const attestations = all.filter(
+    (c) => c.kind === 'attestation' && !(c.existing && c.subject && fromSources.has(c.subject))
+  )
 
   const filtered = images.filter((c) => {
     const p = c.descriptor.platform as Platform
@@ -107,8 +112,11 @@ export function selectChildren(all: Child[], opts: SelectOptions): Selection {
 
   // The same digest from two sources is one image, not a conflict.
   const byDigest = new Map<string, Child>()
-  for (const c of filtered)
-    if (!byDigest.has(c.descriptor.digest)) byDigest.set(c.descriptor.digest, c)
+  for (const c of filtered) {
+    const seen = byDigest.get(c.descriptor.digest)
+    // append: a source that re-supplies an image the tag holds wins, with its own attestations.
+    if (!seen || (seen.existing && !c.existing)) byDigest.set(c.descriptor.digest, c)
+  }
   // append: a new source replaces what the tag held for the same platform.
   const newKeys = new Set(
     [...byDigest.values()]

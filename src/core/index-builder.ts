@@ -14,7 +14,10 @@ export interface BuildOptions {
 /** Picks the index media type: a Docker list only when every entry is a Docker v2 manifest. */
 export function chooseIndexType(children: Descriptor[], opts: BuildOptions): string {
   const allDocker = children.every((d) => d.mediaType === DOCKER_MANIFEST)
-  const hasAnnotations = !!opts.annotations && Object.keys(opts.annotations).length > 0
+  // Annotations on the index or on an entry exist only in an OCI index.
+  const hasAnnotations =
+    (!!opts.annotations && Object.keys(opts.annotations).length > 0) ||
+    children.some((d) => d.annotations && Object.keys(d.annotations).length > 0)
   if (opts.format === 'docker') {
     const bad = children.find((d) => d.mediaType !== DOCKER_MANIFEST)
     if (bad) {

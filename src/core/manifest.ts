@@ -150,7 +150,7 @@ export function blobsOf(m: ImageManifest): Descriptor[] {
   const out: Descriptor[] = []
   for (const d of [m.config, ...m.layers]) {
     // Foreign layers (Windows base layers with urls) are not stored in registries: never copy them.
-    if (d.urls && d.urls.length > 0 && d.mediaType.includes('foreign')) continue
+    if (d.urls && d.urls.length > 0 && /foreign|nondistributable/.test(d.mediaType)) continue
     if (seen.has(d.digest)) continue
     seen.add(d.digest)
     out.push(d)

@@ -7,8 +7,6 @@ export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+
 export const DOCKER_SCHEMA1 = 'application/vnd.docker.distribution.manifest.v1+json'
 export const DOCKER_SCHEMA1_SIGNED = 'application/vnd.docker.distribution.manifest.v1+prettyjws'
 
-export const IN_TOTO = 'application/vnd.in-toto+json'
-
 // Docker Hub answers 404 "OCI index found, but accept header does not support OCI indexes"
 // unless every type is listed, so every manifest request sends all four.
 export const MANIFEST_ACCEPT = [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST].join(', ')
@@ -23,8 +21,4 @@ export function isImageManifestType(mediaType: string | undefined): boolean {
 
 export function isSchema1Type(mediaType: string | undefined): boolean {
   return mediaType === DOCKER_SCHEMA1 || mediaType === DOCKER_SCHEMA1_SIGNED
-}
-
-export function isDockerType(mediaType: string | undefined): boolean {
-  return mediaType === DOCKER_MANIFEST || mediaType === DOCKER_LIST
 }

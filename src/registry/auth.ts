@@ -91,6 +91,15 @@ export class Authenticator {
   }
 
   /**
+   * The Authorization header for a request to `url`: only when `url` is on the registry's own
+   * `origin`, never for a redirect or an upload Location that points elsewhere.
+   */
+  headerFor(registry: string, origin: string, url: string): Record<string, string> {
+    const auth = this.state(registry).authorization
+    return auth && new URL(url).origin === origin ? { authorization: auth } : {}
+  }
+
+  /**
    * Handles a 401 seen while using `generation`. Concurrent callers share one token request;
    * a caller whose generation is already stale just retries with the newer token.
    */

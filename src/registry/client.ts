@@ -110,8 +110,7 @@ export class RegistryClient {
 
   /** The Authorization header for `url`: our credentials go to the registry's own origin only. */
   private authFor(registry: string, url: string): Record<string, string> {
-    const auth = this.auth.state(registry).authorization
-    return auth && new URL(url).origin === this.origin(registry) ? { authorization: auth } : {}
+    return this.auth.headerFor(registry, this.origin(registry), url)
   }
 
   /**
@@ -189,7 +188,9 @@ export class RegistryClient {
     }
     if (res.status !== 200) this.fail(repo, `GET ${what}`, res)
     const bytes = res.body
-    const mediaType = (header(res.headers, 'content-type') ?? '').split(';')[0].trim()
+    // The document's own mediaType wins: it is what the bytes are, whatever the header says.
+    const mediaType =
+      declaredMediaType(bytes) ?? (header(res.headers, 'content-type') ?? '').split(';')[0].trim()
     const isDigest = reference.includes(':')
     const served = header(res.headers, 'docker-content-digest')
     const expected = isDigest ? reference : served
@@ -414,4 +415,13 @@ export class RegistryClient {
 /** The referrers fallback tag of the OCI distribution spec: `sha256-<hex>`. */
 export function referrersTag(digest: string): string {
   return digest.replace(':', '-')
+}
+
+function declaredMediaType(bytes: Uint8Array): string | undefined {
+  try {
+    const doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as { mediaType?: unknown }
+    return typeof doc.mediaType === 'string' && doc.mediaType ? doc.mediaType : undefined
+  } catch {
+    return undefined // parseManifest reports invalid JSON with the source named
+  }
 }

@@ -150,7 +150,10 @@ export class Transport {
     this.now = opts.now ?? Date.now
     const common = {
       keepAliveTimeout: 30_000,
-      connections: opts.maxConcurrency,
+      // A streamed copy holds one slot but two connections to one origin (source GET paused
+      // by backpressure, target PUT), and token requests bypass the limiter: with only one
+      // connection per slot, a same-registry copy at full concurrency deadlocks.
+      connections: opts.maxConcurrency * 2 + 4,
       headersTimeout: opts.requestTimeoutMs,
       bodyTimeout: opts.requestTimeoutMs
     }

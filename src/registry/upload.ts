@@ -83,12 +83,12 @@ async function putOnce(
   const { content } = opened
   const url = new URL(session, host.origin(spec.target.registry) + '/')
   url.searchParams.set('digest', spec.digest)
+  const state = host.auth.state(spec.target.registry)
   const headers: Record<string, string> = {
     'content-type': 'application/octet-stream',
-    'content-length': String(spec.size)
+    'content-length': String(spec.size),
+    ...host.auth.headerFor(spec.target.registry, host.origin(spec.target.registry), url.toString())
   }
-  const state = host.auth.state(spec.target.registry)
-  if (state.authorization) headers.authorization = state.authorization
   try {
     const res = await host.transport.sendOnce(
       { method: 'PUT', url: url.toString(), headers, body: content },
@@ -108,9 +108,7 @@ async function putOnce(
 /** Best effort: a session left open holds a partial upload until the registry purges it. */
 async function cancelUpload(host: UploadHost, target: Repository, session: string): Promise<void> {
   const url = new URL(session, host.origin(target.registry) + '/').toString()
-  const headers: Record<string, string> = {}
-  const auth = host.auth.state(target.registry).authorization
-  if (auth) headers.authorization = auth
+  const headers = host.auth.headerFor(target.registry, host.origin(target.registry), url)
   try {
     const res = await host.transport.limiter.run(() =>
       host.transport.sendOnce({ method: 'DELETE', url, headers })
@@ -131,10 +129,9 @@ export async function openBlobStream(
 ): Promise<BlobContent> {
   let url = `${host.origin(repo.registry)}/v2/${repo.repository}/blobs/${digest}`
   for (let hop = 0; hop < 6; hop++) {
-    const headers: Record<string, string> = {}
     const state = host.auth.state(repo.registry)
     const sameOrigin = new URL(url).origin === host.origin(repo.registry)
-    if (sameOrigin && state.authorization) headers.authorization = state.authorization
+    const headers = host.auth.headerFor(repo.registry, host.origin(repo.registry), url)
     const res = await host.transport.sendOnce(
       { method: 'GET', url, headers },
       host.transport.headersTimeoutFor(attempt)

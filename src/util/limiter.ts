@@ -10,13 +10,15 @@ export class Limiter {
   }
 
   async run<T>(task: () => Promise<T>): Promise<T> {
+    // A released slot passes straight to a waiter, so no newcomer can take it in between.
     if (this.active >= this.max) await new Promise<void>((resolve) => this.waiting.push(resolve))
-    this.active++
+    else this.active++
     try {
       return await task()
     } finally {
-      this.active--
-      this.waiting.shift()?.()
+      const next = this.waiting.shift()
+      if (next) next()
+      else this.active--
     }
   }
 }
