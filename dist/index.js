@@ -32824,7 +32824,7 @@ function parseReference(input) {
   if (rest === "") fail(input, "the repository name is missing");
   let [registry, path] = splitDomain(rest);
   if (!DOMAIN_RE.test(registry)) fail(input, `"${registry}" is not a valid registry host`);
-  if (registry === "index.docker.io" || registry === "registry-1.docker.io") registry = DOCKER_HUB;
+  registry = registryOf(registry);
   if (registry === DOCKER_HUB && !path.includes("/")) path = `library/${path}`;
   if (!PATH_RE.test(path)) {
     const why = path.toLowerCase() !== path ? "repository names must be lowercase" : "repository path components are lowercase letters, digits and separators (. _ __ -)";
@@ -32835,6 +32835,10 @@ function parseReference(input) {
   if (tag !== void 0) ref2.tag = tag;
   if (digest !== void 0) ref2.digest = digest;
   return ref2;
+}
+function registryOf(hostOrUrl) {
+  const host = hostOrUrl.replace(/^[a-z][a-z0-9+.-]*:\/\//i, "").replace(/\/.*$/, "");
+  return host === "index.docker.io" || host === "registry-1.docker.io" ? DOCKER_HUB : host;
 }
 function isRegistryHost(value) {
   return DOMAIN_RE.test(value);
@@ -33020,7 +33024,7 @@ function parseCredentials(get, tags, onSecret) {
     }
     const [, registry, username2, password2] = m;
     onSecret(password2);
-    creds.set(normalizeRegistry(registry), { username: username2, password: password2 });
+    creds.set(registryOf(registry), { username: username2, password: password2 });
   }
   const username = get("username").trim();
   const password = get("password");
@@ -33031,10 +33035,6 @@ function parseCredentials(get, tags, onSecret) {
     for (const t of tags) creds.set(t.registry, { username, password });
   }
   return creds;
-}
-function normalizeRegistry(host) {
-  const h = host.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
-  return ["index.docker.io", "registry-1.docker.io"].includes(h) ? "docker.io" : h;
 }
 function secret(value, onSecret) {
   const v = value.trim();
@@ -34029,26 +34029,31 @@ var RegistryClient = class {
    * fallback tag `sha256-<hex>` (an index of referrers). Returns the descriptors and how found.
    */
   async listReferrers(repo, digest) {
-    const res = await this.call(repo, {
-      method: "GET",
-      path: `/v2/${repo.repository}/referrers/${digest}`,
-      headers: { accept: OCI_INDEX },
-      maxBodyBytes: MAX_MANIFEST_BYTES
-    });
-    if (res.status === 200) {
-      const doc = JSON.parse(Buffer.from(res.body).toString("utf8"));
-      return { via: "api", descriptors: doc.manifests ?? [] };
+    const what = `referrers of ${digest} in ${repoName(repo)} on registry ${repo.registry}`;
+    const descriptors = [];
+    let path = `/v2/${repo.repository}/referrers/${digest}`;
+    for (let page = 0; path && page < 100; page++) {
+      const res = await this.call(repo, {
+        method: "GET",
+        path,
+        headers: { accept: OCI_INDEX },
+        maxBodyBytes: MAX_MANIFEST_BYTES
+      });
+      if (page === 0 && (res.status === 404 || res.status === 400 || res.status === 405)) break;
+      if (res.status !== 200) this.fail(repo, `GET ${what}`, res);
+      descriptors.push(...indexEntries(res.body, what));
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res.headers, "link") ?? "")?.[1];
+      path = next && new URL(next, this.origin(repo.registry)).toString();
+      if (!path) return { via: "api", descriptors };
     }
-    if (res.status !== 404 && res.status !== 400 && res.status !== 405) {
-      this.fail(repo, `GET referrers of ${digest}`, res);
-    }
-    const tag = referrersTag(digest);
+    if (descriptors.length) return { via: "api", descriptors };
     try {
-      const m = await this.getManifest(repo, tag);
-      const doc = JSON.parse(Buffer.from(m.bytes).toString("utf8"));
-      return { via: "tag", descriptors: doc.manifests ?? [] };
+      const m = await this.getManifest(repo, referrersTag(digest));
+      return { via: "tag", descriptors: indexEntries(m.bytes, what) };
     } catch (e) {
-      if (e instanceof RegistryError && e.status === 404) return { via: "tag", descriptors: [] };
+      if (e instanceof RegistryError && (e.status === 404 || e.status === 403)) {
+        return { via: "tag", descriptors: [] };
+      }
       throw e;
     }
   }
@@ -34164,6 +34169,14 @@ function declaredMediaType(bytes) {
     return void 0;
   }
 }
+function indexEntries(bytes, what) {
+  try {
+    const doc = JSON.parse(Buffer.from(bytes).toString("utf8"));
+    return Array.isArray(doc.manifests) ? doc.manifests : [];
+  } catch {
+    throw new RegistryError(`${what}: the registry returned an index that is not valid JSON`);
+  }
+}
 
 // src/referrers.ts
 var COSIGN_SUFFIXES = ["sig", "att", "sbom"];
@@ -34171,7 +34184,7 @@ async function getIfPresent(store, repo, ref2) {
   try {
     return await store.get(repo, ref2);
   } catch (e) {
-    if (e instanceof RegistryError && e.status === 404) return void 0;
+    if (e instanceof RegistryError && (e.status === 404 || e.status === 403)) return void 0;
     throw e;
   }
 }
@@ -34590,12 +34603,12 @@ async function copyAndPush(client, store, opts, targets, children, index, tagRes
     );
     const failed = results.find((x) => x.status === "rejected");
     if (failed) {
-      await rollBack(client, opts.tags, tagResults, log);
+      await rollBack(client, opts.tags, tagResults, index.digest, log);
       throw failed.reason;
     }
   });
 }
-async function rollBack(client, tags, results, log) {
+async function rollBack(client, tags, results, digest, log) {
   await Promise.all(
     tags.map(async (t, i) => {
       const r = results[i];
@@ -34607,6 +34620,13 @@ async function rollBack(client, tags, results, log) {
         return;
       }
       try {
+        const now = await client.headManifest(t, t.tag ?? "latest");
+        if (now?.digest !== digest) {
+          log.warning(
+            `${r.ref} now holds ${now?.digest ?? "nothing"}, not this run's index: left as it is`
+          );
+          return;
+        }
         const previous = await client.getManifest(t, r.previous);
         await client.putManifest(t, t.tag ?? "latest", previous);
         log.warning(`${r.ref} put back on ${r.previous} because another tag could not be pushed`);
@@ -34635,14 +34655,10 @@ import { join as join2 } from "node:path";
 function serverAddress(registry) {
   return registry === DOCKER_HUB ? "https://index.docker.io/v1/" : registry;
 }
-function registryOfKey(key) {
-  const host = key.replace(/^[a-z][a-z0-9+.-]*:\/\//i, "").replace(/\/.*$/, "");
-  return ["index.docker.io", "registry-1.docker.io"].includes(host) ? DOCKER_HUB : host;
-}
 function lookup(map, registry) {
   if (!map) return void 0;
   if (Object.hasOwn(map, serverAddress(registry))) return map[serverAddress(registry)];
-  for (const [key, value] of Object.entries(map)) if (registryOfKey(key) === registry) return value;
+  for (const [key, value] of Object.entries(map)) if (registryOf(key) === registry) return value;
   return void 0;
 }
 function readDockerConfig(env = process.env) {

@@ -7,6 +7,7 @@ import {
   formatReference,
   isRegistryHost,
   parseReference,
+  registryOf,
   type Reference
 } from './core/reference.js'
 import type { Credential } from './registry/credentials.js'
@@ -243,7 +244,7 @@ function parseCredentials(
     }
     const [, registry, username, password] = m
     onSecret(password)
-    creds.set(normalizeRegistry(registry), { username, password })
+    creds.set(registryOf(registry), { username, password })
   }
   const username = get('username').trim()
   const password = get('password')
@@ -254,12 +255,6 @@ function parseCredentials(
     for (const t of tags) creds.set(t.registry, { username, password })
   }
   return creds
-}
-
-/** The registry part of a reference as users write it (docker.io for Docker Hub's aliases). */
-function normalizeRegistry(host: string): string {
-  const h = host.replace(/^https?:\/\//, '').replace(/\/.*$/, '')
-  return ['index.docker.io', 'registry-1.docker.io'].includes(h) ? 'docker.io' : h
 }
 
 function secret(value: string, onSecret: (s: string) => void): string {

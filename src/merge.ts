@@ -282,7 +282,7 @@ async function copyAndPush(
     )
     const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected')
     if (failed) {
-      await rollBack(client, opts.tags, tagResults, log)
+      await rollBack(client, opts.tags, tagResults, index.digest, log)
       throw failed.reason
     }
   })
@@ -296,6 +296,7 @@ async function rollBack(
   client: RegistryClient,
   tags: Reference[],
   results: MergeResult['tags'],
+  digest: string,
   log: Logger
 ): Promise<void> {
   await Promise.all(
@@ -309,6 +310,14 @@ async function rollBack(
         return
       }
       try {
+        // Only a tag that still holds our index is put back: another run may have moved it since.
+        const now = await client.headManifest(t, t.tag ?? 'latest')
+        if (now?.digest !== digest) {
+          log.warning(
+            `${r.ref} now holds ${now?.digest ?? 'nothing'}, not this run's index: left as it is`
+          )
+          return
+        }
         const previous = await client.getManifest(t, r.previous)
         await client.putManifest(t, t.tag ?? 'latest', previous)
         log.warning(`${r.ref} put back on ${r.previous} because another tag could not be pushed`)

@@ -29,7 +29,8 @@ async function getIfPresent(
   try {
     return await store.get(repo, ref)
   } catch (e) {
-    if (e instanceof RegistryError && e.status === 404) return undefined
+    // Artifactory answers 403 for a tag that does not exist.
+    if (e instanceof RegistryError && (e.status === 404 || e.status === 403)) return undefined
     throw e
   }
 }

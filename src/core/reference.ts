@@ -65,7 +65,7 @@ export function parseReference(input: string): Reference {
   if (rest === '') fail(input, 'the repository name is missing')
   let [registry, path] = splitDomain(rest)
   if (!DOMAIN_RE.test(registry)) fail(input, `"${registry}" is not a valid registry host`)
-  if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DOCKER_HUB
+  registry = registryOf(registry)
   if (registry === DOCKER_HUB && !path.includes('/')) path = `library/${path}`
   if (!PATH_RE.test(path)) {
     const why =
@@ -79,6 +79,15 @@ export function parseReference(input: string): Reference {
   if (tag !== undefined) ref.tag = tag
   if (digest !== undefined) ref.digest = digest
   return ref
+}
+
+/**
+ * The registry a host or URL names, as references name it: Docker Hub's aliases are docker.io
+ * (`https://index.docker.io/v1/`, docker config's key, included).
+ */
+export function registryOf(hostOrUrl: string): string {
+  const host = hostOrUrl.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/.*$/, '')
+  return host === 'index.docker.io' || host === 'registry-1.docker.io' ? DOCKER_HUB : host
 }
 
 /** True for a registry as users name it: host or host:port, no scheme or path. */

@@ -262,26 +262,33 @@ export class RegistryClient {
     repo: Repository,
     digest: string
   ): Promise<{ via: 'api' | 'tag'; descriptors: Descriptor[] }> {
-    const res = await this.call(repo, {
-      method: 'GET',
-      path: `/v2/${repo.repository}/referrers/${digest}`,
-      headers: { accept: OCI_INDEX },
-      maxBodyBytes: MAX_MANIFEST_BYTES
-    })
-    if (res.status === 200) {
-      const doc = JSON.parse(Buffer.from(res.body).toString('utf8')) as { manifests?: Descriptor[] }
-      return { via: 'api', descriptors: doc.manifests ?? [] }
+    const what = `referrers of ${digest} in ${repoName(repo)} on registry ${repo.registry}`
+    const descriptors: Descriptor[] = []
+    let path: string | undefined = `/v2/${repo.repository}/referrers/${digest}`
+    // The API pages its answer with Link: <next>; rel="next".
+    for (let page = 0; path && page < 100; page++) {
+      const res = await this.call(repo, {
+        method: 'GET',
+        path,
+        headers: { accept: OCI_INDEX },
+        maxBodyBytes: MAX_MANIFEST_BYTES
+      })
+      if (page === 0 && (res.status === 404 || res.status === 400 || res.status === 405)) break
+      if (res.status !== 200) this.fail(repo, `GET ${what}`, res)
+      descriptors.push(...indexEntries(res.body, what))
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res.headers, 'link') ?? '')?.[1]
+      path = next && new URL(next, this.origin(repo.registry)).toString()
+      if (!path) return { via: 'api', descriptors }
     }
-    if (res.status !== 404 && res.status !== 400 && res.status !== 405) {
-      this.fail(repo, `GET referrers of ${digest}`, res)
-    }
-    const tag = referrersTag(digest)
+    if (descriptors.length) return { via: 'api', descriptors }
     try {
-      const m = await this.getManifest(repo, tag)
-      const doc = JSON.parse(Buffer.from(m.bytes).toString('utf8')) as { manifests?: Descriptor[] }
-      return { via: 'tag', descriptors: doc.manifests ?? [] }
+      const m = await this.getManifest(repo, referrersTag(digest))
+      return { via: 'tag', descriptors: indexEntries(m.bytes, what) }
     } catch (e) {
-      if (e instanceof RegistryError && e.status === 404) return { via: 'tag', descriptors: [] }
+      // Artifactory answers 403 for a tag that does not exist.
+      if (e instanceof RegistryError && (e.status === 404 || e.status === 403)) {
+        return { via: 'tag', descriptors: [] }
+      }
       throw e
     }
   }
@@ -423,5 +430,15 @@ function declaredMediaType(bytes: Uint8Array): string | undefined {
     return typeof doc.mediaType === 'string' && doc.mediaType ? doc.mediaType : undefined
   } catch {
     return undefined // parseManifest reports invalid JSON with the source named
+  }
+}
+
+/** The entries of a referrers index (API answer or fallback tag), with the source named on bad JSON. */
+function indexEntries(bytes: Uint8Array, what: string): Descriptor[] {
+  try {
+    const doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as { manifests?: Descriptor[] }
+    return Array.isArray(doc.manifests) ? doc.manifests : []
+  } catch {
+    throw new RegistryError(`${what}: the registry returned an index that is not valid JSON`)
   }
 }

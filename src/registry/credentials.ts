@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { DOCKER_HUB } from '../core/reference.js'
+import { DOCKER_HUB, registryOf } from '../core/reference.js'
 
 export type Credential =
   { username: string; password: string } | { identityToken: string; username?: string }
@@ -30,16 +30,12 @@ export function serverAddress(registry: string): string {
 }
 
 /** A config key reduced to the registry it names, as docker matches legacy keys. */
-function registryOfKey(key: string): string {
-  const host = key.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/.*$/, '')
-  return ['index.docker.io', 'registry-1.docker.io'].includes(host) ? DOCKER_HUB : host
-}
 
 /** The entry for `registry`: under its own key first, then under any key naming the same host. */
 function lookup<T>(map: Record<string, T> | undefined, registry: string): T | undefined {
   if (!map) return undefined
   if (Object.hasOwn(map, serverAddress(registry))) return map[serverAddress(registry)]
-  for (const [key, value] of Object.entries(map)) if (registryOfKey(key) === registry) return value
+  for (const [key, value] of Object.entries(map)) if (registryOf(key) === registry) return value
   return undefined
 }
 
