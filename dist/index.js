@@ -34336,6 +34336,15 @@ var ManifestStore = class {
   client;
   manifests = new OnceMap();
   configs = new OnceMap();
+  /** Whether children found in an index from `repo` will be copied, so are worth fetching early. */
+  willCopyFrom = () => false;
+  /**
+   * Starts fetching a child manifest that copying will need, while the other sources are still
+   * resolving: this takes a round trip off the critical path. Errors surface when it is awaited.
+   */
+  prefetch(repo, digest) {
+    if (this.willCopyFrom(repo)) this.get(repo, digest).catch(() => void 0);
+  }
   get(repo, reference) {
     if (reference.includes(":")) {
       return this.manifests.get(reference, () => this.client.getManifest(repo, reference));
@@ -34401,6 +34410,7 @@ async function walkIndex(store, spec, raw, where) {
   const entries = unwrapIndex(parsed.index, `${where} (index ${raw.digest})`);
   const lists = await allSettledOrThrow(
     entries.map(async ({ role, descriptor }) => {
+      if (role === "image" || role === "attestation") store.prefetch(spec.ref, descriptor.digest);
       switch (role) {
         case "image":
           return [{ kind: "image", descriptor, source: spec.ref, sourceInput: spec.input }];
@@ -34442,6 +34452,9 @@ async function merge2(client, opts, log) {
   for (const t of targets) client.declare(t, opts.dryRun ? ["pull"] : ["pull", "push"]);
   for (const s of uniqueRepos(opts.sources.map((s2) => s2.ref))) client.declare(s, ["pull"]);
   const store = new ManifestStore(client);
+  if (!opts.dryRun && !opts.platforms) {
+    store.willCopyFrom = (repo) => opts.attestations === "strip-provenance" || targets.some((t) => !sameRepository(t, repo));
+  }
   const first = opts.tags[0];
   const appendBase = opts.append ? store.get(first, first.tag ?? "latest").catch((e) => {
     if (e instanceof RegistryError && e.status === 404) return void 0;

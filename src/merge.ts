@@ -9,7 +9,13 @@ import {
 import { buildIndex, type IndexFormat } from './core/index-builder.js'
 import type { RawManifest } from './core/manifest.js'
 import { formatPlatform, formatPlatformFull, type Platform } from './core/platform.js'
-import { formatReference, repoName, type Reference, type Repository } from './core/reference.js'
+import {
+  formatReference,
+  repoName,
+  sameRepository,
+  type Reference,
+  type Repository
+} from './core/reference.js'
 import { ensureChildren, TargetCopier } from './copy.js'
 import { copyAttached, findAttached } from './referrers.js'
 import type { Logger } from './logger.js'
@@ -75,6 +81,11 @@ export async function merge(
   for (const t of targets) client.declare(t, opts.dryRun ? ['pull'] : ['pull', 'push'])
   for (const s of uniqueRepos(opts.sources.map((s) => s.ref))) client.declare(s, ['pull'])
   const store = new ManifestStore(client)
+  // Not in a dry run, nor with a platforms filter that may drop what would be fetched early.
+  if (!opts.dryRun && !opts.platforms) {
+    store.willCopyFrom = (repo) =>
+      opts.attestations === 'strip-provenance' || targets.some((t) => !sameRepository(t, repo))
+  }
 
   // append reads what the first tag holds; its GET also tells its digest.
   const first = opts.tags[0]

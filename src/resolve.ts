@@ -23,7 +23,18 @@ export class ManifestStore {
   private readonly manifests = new OnceMap<RawManifest>()
   private readonly configs = new OnceMap<Uint8Array>()
 
+  /** Whether children found in an index from `repo` will be copied, so are worth fetching early. */
+  willCopyFrom: (repo: Repository) => boolean = () => false
+
   constructor(readonly client: RegistryClient) {}
+
+  /**
+   * Starts fetching a child manifest that copying will need, while the other sources are still
+   * resolving: this takes a round trip off the critical path. Errors surface when it is awaited.
+   */
+  prefetch(repo: Repository, digest: string): void {
+    if (this.willCopyFrom(repo)) this.get(repo, digest).catch(() => undefined)
+  }
 
   get(repo: Repository, reference: string): Promise<RawManifest> {
     // Content-addressed: a digest names the same bytes in any repository we may read it from.
@@ -117,6 +128,7 @@ async function walkIndex(
   const entries = unwrapIndex(parsed.index, `${where} (index ${raw.digest})`)
   const lists = await allSettledOrThrow(
     entries.map(async ({ role, descriptor }): Promise<Child[]> => {
+      if (role === 'image' || role === 'attestation') store.prefetch(spec.ref, descriptor.digest)
       switch (role) {
         case 'image':
           return [{ kind: 'image', descriptor, source: spec.ref, sourceInput: spec.input }]
