@@ -23,7 +23,7 @@ import {
 } from '../__tests__/helpers/oci.js'
 import { startProxy, type TestProxy } from '../__tests__/helpers/proxy.js'
 import { startRegistry, type TestRegistry } from '../__tests__/helpers/registry.js'
-import { runTool } from '../__tests__/helpers/tools.js'
+import { withBuildah } from '../__tests__/helpers/tools.js'
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -318,21 +318,10 @@ async function runBuildah(
   probes: Probe[],
   addArgs: string[] = []
 ): Promise<Sample | Failed> {
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'mm-bench-buildah-'))
-  const base = [
-    '--storage-driver',
-    'vfs',
-    '--root',
-    path.join(tmp, 'root'),
-    '--runroot',
-    path.join(tmp, 'runroot')
-  ]
-  const env = { STORAGE_DRIVER: 'vfs', BUILDAH_ISOLATION: 'chroot' }
-  const buildah = (args: string[]): Promise<string> =>
-    runTool('buildah', [...base, ...args], { env })
   const list = 'mm-bench-list'
   probes.forEach(resetProbe)
-  try {
+  // A private store per run (withBuildah), so buildah's blob cache never carries over.
+  return withBuildah(async (buildah) => {
     const t0 = performance.now()
     try {
       await buildah(['manifest', 'create', list])
@@ -348,9 +337,7 @@ async function runBuildah(
     }
     const wallMs = performance.now() - t0
     return collect(probes, wallMs)
-  } finally {
-    await rm(tmp, { recursive: true, force: true }).catch(() => {})
-  }
+  })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -102,3 +102,19 @@ export const refuseMounts: ProxyRule = (req) => {
   }
   return false
 }
+
+/** Answers matching requests with a registry error instead of forwarding them. */
+export function refuse(
+  method: string,
+  path: RegExp,
+  status: number,
+  code: string,
+  message = 'refused by test'
+): ProxyRule {
+  return (req, res) => {
+    if (req.method !== method || !path.test(req.url ?? '')) return false
+    res.writeHead(status, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ errors: [{ code, message }] }))
+    return true
+  }
+}

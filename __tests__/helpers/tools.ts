@@ -46,7 +46,8 @@ function uniqueName(prefix: string): string {
   return `${prefix}-${process.pid}-${Date.now().toString(36)}-${counter}`
 }
 
-async function withBuildah<T>(
+/** Runs buildah calls in a private, temporary store (vfs), removed afterwards. */
+export async function withBuildah<T>(
   fn: (buildah: (args: string[]) => Promise<string>, tmp: string) => Promise<T>
 ): Promise<T> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'mam-buildah-'))

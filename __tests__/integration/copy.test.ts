@@ -9,7 +9,7 @@ import {
   pushImage,
   type PushedImage
 } from '../helpers/oci.js'
-import { refuseMounts, startProxy, type TestProxy } from '../helpers/proxy.js'
+import { refuse, refuseMounts, startProxy, type TestProxy } from '../helpers/proxy.js'
 import { startRegistry, snapshotStorage, type TestRegistry } from '../helpers/registry.js'
 import { buildahImage } from '../helpers/tools.js'
 
@@ -172,16 +172,9 @@ describe('many tags, reruns and dry runs', () => {
     const old = await pushImage(a, 'atomic/one', { arch: 'amd64', seed: 'old', tag: 'live' })
     const x = await pushImage(a, 'atomic/src', { arch: 'amd64', seed: 'x6' })
     // The second repository refuses child manifests.
-    proxyA.rules.push((req, res) => {
-      if (req.method === 'PUT' && /^\/v2\/atomic\/two\/manifests\/sha256:/.test(req.url ?? '')) {
-        res.writeHead(400, { 'content-type': 'application/json' })
-        res.end(
-          JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'refused by test' }] })
-        )
-        return true
-      }
-      return false
-    })
+    proxyA.rules.push(
+      refuse('PUT', /^\/v2\/atomic\/two\/manifests\/sha256:/, 400, 'MANIFEST_INVALID')
+    )
     try {
       await expect(
         mergeWith({
@@ -225,16 +218,7 @@ describe('a tag push that fails after another tag moved', () => {
     await pushImage(a, 'roll/two', { arch: 'amd64', seed: 'old', tag: 'v1' })
     const x = await pushImage(a, 'roll/src', { arch: 'amd64', seed: 'new' })
     // roll/two refuses the index PUT (not a conflict: a plain server error that outlasts the retries).
-    proxyA.rules.push((req, res) => {
-      if (req.method === 'PUT' && req.url === '/v2/roll/two/manifests/v1') {
-        res.writeHead(400, { 'content-type': 'application/json' })
-        res.end(
-          JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'refused by test' }] })
-        )
-        return true
-      }
-      return false
-    })
+    proxyA.rules.push(refuse('PUT', /^\/v2\/roll\/two\/manifests\/v1$/, 400, 'MANIFEST_INVALID'))
     try {
       const err = await mergeWith({
         tags: `${proxyA.host}/roll/one:v1\n${proxyA.host}/roll/two:v1`,

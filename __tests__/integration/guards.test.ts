@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { runAction } from '../helpers/action.js'
 import { mergeWith } from '../helpers/merge.js'
 import { getManifest, pushAttestationWrapped, pushImage } from '../helpers/oci.js'
-import { startProxy, type TestProxy } from '../helpers/proxy.js'
+import { refuse, startProxy, type TestProxy } from '../helpers/proxy.js'
 import { startRegistry, snapshotStorage, type TestRegistry } from '../helpers/registry.js'
 
 let reg: TestRegistry
@@ -194,27 +194,11 @@ describe('outputs and metadata-action', () => {
 })
 
 describe('on-conflict', () => {
-  const refuseTagPut =
-    (tag: string) =>
-    (
-      req: { method?: string; url?: string },
-      res: { writeHead(s: number, h: Record<string, string>): void; end(b: string): void }
-    ): boolean => {
-      if (req.method === 'PUT' && req.url?.endsWith(`/manifests/${tag}`)) {
-        res.writeHead(403, { 'content-type': 'application/json' })
-        res.end(
-          JSON.stringify({ errors: [{ code: 'DENIED', message: 'overwrite not permitted' }] })
-        )
-        return true
-      }
-      return false
-    }
-
   it('fails by default, naming the tag and the missing permission; skip and warn leave the tag', async () => {
     const old = await pushImage(reg, 'conf/app', { arch: 'amd64', seed: 'old', tag: 'v1' })
     const x = await pushImage(reg, 'conf/app', { arch: 'amd64', seed: 'new' })
     const y = await pushImage(reg, 'conf/app', { arch: 'arm64', seed: 'new' })
-    proxy.rules.push(refuseTagPut('v1'))
+    proxy.rules.push(refuse('PUT', /\/manifests\/v1$/, 403, 'DENIED', 'overwrite not permitted'))
     try {
       const tags = `${proxy.host}/conf/app:v1\n${proxy.host}/conf/app:v2`
       const sources = `${x.digest}\n${y.digest}`
