@@ -34601,6 +34601,8 @@ async function copyAndPush(client, store, opts, targets, children, index, tagRes
             const code = e instanceof RegistryError ? e.code : void 0;
             const conflict = status === 403 || status === 409 || status === 412 || status === 400 && code === "TAG_INVALID";
             if (!conflict || !r.previous) throw e;
+            if (status === 403 && opts.onConflict !== "fail")
+              await client.putManifest(t, index.digest, index);
             const message = `tag ${r.ref} holds ${r.previous} and the registry refused to overwrite it (HTTP ${status}): the credentials lack overwrite (delete) permission on ${repoName(repo)}, or the tag is immutable`;
             if (opts.onConflict === "skip") log.info(`skipped: ${message}`);
             else if (opts.onConflict === "warn") log.warning(message);

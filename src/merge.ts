@@ -275,6 +275,10 @@ async function copyAndPush(
               status === 412 ||
               (status === 400 && code === 'TAG_INVALID')
             if (!conflict || !r.previous) throw e
+            // A 403 is a conflict only if pushing as such is allowed: storing the index by digest
+            // tells a tag that may not move from credentials that may not push at all.
+            if (status === 403 && opts.onConflict !== 'fail')
+              await client.putManifest(t, index.digest, index)
             // The tag exists with another digest and the registry refuses to move it.
             const message =
               `tag ${r.ref} holds ${r.previous} and the registry refused to overwrite it (HTTP ${status}): ` +

@@ -249,3 +249,34 @@ describe('rate-limit thrift', () => {
     expect(proxy.count('GET', /\/manifests\/1$/)).toBe(0)
   })
 })
+
+describe('on-conflict with credentials that cannot push at all', () => {
+  it('fails even with on-conflict: skip when the registry refuses every manifest PUT', async () => {
+    const old = await pushImage(reg, 'ro/app', { arch: 'amd64', seed: 'old', tag: 'v1' })
+    const x = await pushImage(reg, 'ro/app', { arch: 'arm64', seed: 'new' })
+    proxy.rules.push(
+      refuse(
+        'PUT',
+        /^\/v2\/ro\/app\/manifests\//,
+        403,
+        'DENIED',
+        'requested access to the resource is denied'
+      )
+    )
+    try {
+      await expect(
+        mergeWith({
+          tags: `${proxy.host}/ro/app:v1`,
+          sources: x.digest,
+          'source-repository': `${proxy.host}/ro/app`,
+          'on-conflict': 'skip'
+        })
+      ).rejects.toThrow(
+        /PUT manifest sha256:.* in 127\.0\.0\.1:\d+\/ro\/app failed: HTTP 403 \(DENIED/
+      )
+    } finally {
+      proxy.rules.length = 0
+    }
+    expect((await getManifest(reg, 'ro/app', 'v1'))?.digest).toBe(old.digest)
+  })
+})
