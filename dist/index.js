@@ -34001,11 +34001,7 @@ var RegistryClient = class {
       size: Number(header(res.headers, "content-length") ?? 0)
     };
   }
-  /**
-   * PUTs manifest bytes as they are and checks the registry's digest equals ours. Returns
-   * whether the registry processed a `subject` (the OCI-Subject header of registries with the
-   * referrers API); without it, the pusher maintains the referrers fallback tag.
-   */
+  /** PUTs manifest bytes as they are and checks the registry's digest equals ours. */
   async putManifest(repo, reference, m) {
     const res = await this.call(repo, {
       method: "PUT",
@@ -34022,7 +34018,6 @@ var RegistryClient = class {
         `registry ${repo.registry} stored manifest ${reference} in ${repoName(repo)} under digest ${served}, but the bytes sent hash to ${m.digest}`
       );
     }
-    return { subjectProcessed: header(res.headers, "oci-subject") !== void 0 };
   }
   /**
    * Lists the referrers of `digest`: the referrers API when the registry has it, else the

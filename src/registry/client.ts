@@ -226,16 +226,8 @@ export class RegistryClient {
     }
   }
 
-  /**
-   * PUTs manifest bytes as they are and checks the registry's digest equals ours. Returns
-   * whether the registry processed a `subject` (the OCI-Subject header of registries with the
-   * referrers API); without it, the pusher maintains the referrers fallback tag.
-   */
-  async putManifest(
-    repo: Repository,
-    reference: string,
-    m: RawManifest
-  ): Promise<{ subjectProcessed: boolean }> {
+  /** PUTs manifest bytes as they are and checks the registry's digest equals ours. */
+  async putManifest(repo: Repository, reference: string, m: RawManifest): Promise<void> {
     const res = await this.call(repo, {
       method: 'PUT',
       path: `/v2/${repo.repository}/manifests/${reference}`,
@@ -251,7 +243,6 @@ export class RegistryClient {
         `registry ${repo.registry} stored manifest ${reference} in ${repoName(repo)} under digest ${served}, but the bytes sent hash to ${m.digest}`
       )
     }
-    return { subjectProcessed: header(res.headers, 'oci-subject') !== undefined }
   }
 
   /**
