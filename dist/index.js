@@ -33138,6 +33138,10 @@ var OnceMap = class {
   seed(key, value) {
     if (!this.map.has(key)) this.map.set(key, Promise.resolve(value));
   }
+  /** What is known or under way for `key`, without starting anything. */
+  peek(key) {
+    return this.map.get(key);
+  }
   get(key, make) {
     let p = this.map.get(key);
     if (!p) {
@@ -33151,12 +33155,14 @@ var OnceMap = class {
 
 // src/copy.ts
 var TargetCopier = class {
-  constructor(client, target) {
+  constructor(client, target, known = () => void 0) {
     this.client = client;
     this.target = target;
+    this.known = known;
   }
   client;
   target;
+  known;
   stats = { manifests: 0, mounted: 0, streamed: 0, present: 0, uploaded: 0 };
   blobs = new OnceMap();
   manifests = new OnceMap();
@@ -33194,6 +33200,9 @@ var TargetCopier = class {
       await client.copyBlob(source, target, digest, size, r.location);
       return "streamed";
     }
+    const known = this.known(digest);
+    if (known)
+      return await client.uploadBlob(target, digest, await known) ? "streamed" : "present";
     if (await client.blobExists(target, digest)) return "present";
     await client.copyBlob(source, target, digest, size);
     return "streamed";
@@ -34115,9 +34124,9 @@ var RegistryClient = class {
     if (res.status === 202) return { location: header(res.headers, "location") };
     return {};
   }
-  /** Uploads a small blob made by this run (one POST, one monolithic PUT), unless it is there. */
+  /** Uploads a small blob held in memory (one POST, one PUT); false when the target had it. */
   async uploadBlob(target, digest, bytes) {
-    if (await this.blobExists(target, digest)) return;
+    if (await this.blobExists(target, digest)) return false;
     await uploadInSessions(this, {
       target,
       digest,
@@ -34125,6 +34134,7 @@ var RegistryClient = class {
       label: `upload of blob ${digest} to ${repoName(target)}`,
       open: () => Promise.resolve({ content: bytes })
     });
+    return true;
   }
   /** Opens an upload session; used by upload.ts. */
   async startUpload(target) {
@@ -34350,6 +34360,10 @@ var ManifestStore = class {
       return m;
     });
   }
+  /** A config already fetched (or being fetched) while resolving, for copies to reuse. */
+  knownConfig(digest) {
+    return this.configs.peek(digest);
+  }
   config(repo, digest) {
     return this.configs.get(digest, () => this.client.getBlob(repo, digest));
   }
@@ -34563,7 +34577,7 @@ async function copyAndPush(client, store, opts, targets, children, index, tagRes
     (repo) => opts.tags.some((t, i) => repoName(t) === repoName(repo) && tagResults[i].outcome === "pushed")
   );
   await log.group("Copy children into target repositories", async () => {
-    const copiers = targets.map((t) => new TargetCopier(client, t));
+    const copiers = targets.map((t) => new TargetCopier(client, t, (d) => store.knownConfig(d)));
     const pushing = copiers.filter((c) => pushTargets.includes(c.target));
     const [attached] = await Promise.all([
       opts.copyReferrers ? findAttached(client, store, children, log) : [],

@@ -25,7 +25,9 @@ export class TargetCopier {
 
   constructor(
     readonly client: RegistryClient,
-    readonly target: Repository
+    readonly target: Repository,
+    /** Blobs this run already holds in memory (configs read while resolving). */
+    private readonly known: (digest: string) => Promise<Uint8Array> | undefined = () => undefined
   ) {}
 
   /** Puts `raw` (an image manifest from `source`, or made by this run with `newBlobs`) into the target. */
@@ -71,6 +73,10 @@ export class TargetCopier {
       await client.copyBlob(source, target, digest, size, r.location)
       return 'streamed'
     }
+    // A config read while resolving is uploaded from memory rather than fetched again.
+    const known = this.known(digest)
+    if (known)
+      return (await client.uploadBlob(target, digest, await known)) ? 'streamed' : 'present'
     if (await client.blobExists(target, digest)) return 'present'
     await client.copyBlob(source, target, digest, size)
     return 'streamed'

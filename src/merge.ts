@@ -232,7 +232,7 @@ async function copyAndPush(
   )
   await log.group('Copy children into target repositories', async () => {
     // Every child must be in every target before any tag moves: a failure leaves all tags as they were.
-    const copiers = targets.map((t) => new TargetCopier(client, t))
+    const copiers = targets.map((t) => new TargetCopier(client, t, (d) => store.knownConfig(d)))
     const pushing = copiers.filter((c) => pushTargets.includes(c.target))
     const [attached] = await Promise.all([
       opts.copyReferrers ? findAttached(client, store, children, log) : [],

@@ -48,6 +48,11 @@ export class ManifestStore {
     })
   }
 
+  /** A config already fetched (or being fetched) while resolving, for copies to reuse. */
+  knownConfig(digest: string): Promise<Uint8Array> | undefined {
+    return this.configs.peek(digest)
+  }
+
   config(repo: Repository, digest: string): Promise<Uint8Array> {
     return this.configs.get(digest, () => this.client.getBlob(repo, digest))
   }

@@ -363,9 +363,9 @@ export class RegistryClient {
     return {}
   }
 
-  /** Uploads a small blob made by this run (one POST, one monolithic PUT), unless it is there. */
-  async uploadBlob(target: Repository, digest: string, bytes: Uint8Array): Promise<void> {
-    if (await this.blobExists(target, digest)) return
+  /** Uploads a small blob held in memory (one POST, one PUT); false when the target had it. */
+  async uploadBlob(target: Repository, digest: string, bytes: Uint8Array): Promise<boolean> {
+    if (await this.blobExists(target, digest)) return false
     await uploadInSessions(this, {
       target,
       digest,
@@ -373,6 +373,7 @@ export class RegistryClient {
       label: `upload of blob ${digest} to ${repoName(target)}`,
       open: () => Promise.resolve({ content: bytes })
     })
+    return true
   }
 
   /** Opens an upload session; used by upload.ts. */

@@ -39,6 +39,11 @@ export class OnceMap<T> {
     if (!this.map.has(key)) this.map.set(key, Promise.resolve(value))
   }
 
+  /** What is known or under way for `key`, without starting anything. */
+  peek(key: string): Promise<T> | undefined {
+    return this.map.get(key)
+  }
+
   get(key: string, make: () => Promise<T>): Promise<T> {
     let p = this.map.get(key)
     if (!p) {
