@@ -1,0 +1,90 @@
+// Measuring one run, of ours (node dist/index.js) or of buildah's manifest commands, through
+// timing proxies: a Sample, or Failed when buildah failed.
+import { performance } from 'node:perf_hooks'
+import { runAction } from '../__tests__/helpers/action.js'
+import { withBuildah } from '../__tests__/helpers/tools.js'
+import { kindOf, resetProbe, type Hit, type Probe } from './probe.js'
+import { EXTRA_INPUTS } from './settings.js'
+
+export interface Sample {
+  wallMs: number
+  requests: number
+  /** First arrival to last response at the proxies. */
+  spanMs: number
+  maxInFlight: number
+  peakRss?: number
+  kinds: Map<string, number>
+  hits: Hit[]
+}
+
+export interface Failed {
+  failed: string
+}
+
+export const isFailed = (s: Sample | Failed): s is Failed => 'failed' in s
+
+function collect(probes: Probe[], wallMs: number, peakRss?: number): Sample {
+  const hits = probes.flatMap((p) => p.hits)
+  const kinds = new Map<string, number>()
+  for (const h of hits) {
+    const k = kindOf(h.method, h.path)
+    kinds.set(k, (kinds.get(k) ?? 0) + 1)
+  }
+  const first = Math.min(...hits.map((h) => h.arrived))
+  const last = Math.max(...hits.map((h) => h.done ?? h.arrived))
+  return {
+    wallMs,
+    requests: probes.reduce((n, p) => n + p.proxy.requests.length, 0),
+    spanMs: hits.length ? last - first : 0,
+    maxInFlight: Math.max(...probes.map((p) => p.proxy.maxInFlight)),
+    peakRss,
+    kinds,
+    hits
+  }
+}
+
+export async function runOurs(inputs: Record<string, string>, probes: Probe[]): Promise<Sample> {
+  probes.forEach(resetProbe)
+  const t0 = performance.now()
+  const run = await runAction({ ...inputs, ...EXTRA_INPUTS })
+  const wallMs = performance.now() - t0
+  if (run.code !== 0) {
+    throw new Error(`the action failed (exit ${run.code}):\n${run.stdout}\n${run.stderr}`)
+  }
+  if (!/^sha256:[0-9a-f]{64}$/.test(run.outputs.digest ?? '')) {
+    throw new Error(`the action set no digest output:\n${run.stdout}`)
+  }
+  return collect(probes, wallMs, run.peakRss)
+}
+
+/**
+ * buildah manifest create / add (one per source) / push --all, with a private vfs store. Every
+ * call passes --tls-verify=false, so buildah tries HTTPS first and falls back to plain HTTP.
+ */
+export async function runBuildah(
+  sources: string[],
+  target: string,
+  probes: Probe[],
+  addArgs: string[] = []
+): Promise<Sample | Failed> {
+  const list = 'mm-bench-list'
+  probes.forEach(resetProbe)
+  // A private store per run (withBuildah), so buildah's blob cache never carries over.
+  return withBuildah(async (buildah) => {
+    const t0 = performance.now()
+    try {
+      await buildah(['manifest', 'create', list])
+      for (const s of sources) {
+        await buildah(['manifest', 'add', ...addArgs, '--tls-verify=false', list, `docker://${s}`])
+      }
+      await buildah(['manifest', 'push', '--all', '--tls-verify=false', list, `docker://${target}`])
+    } catch (e) {
+      // buildah's own error is its last "Error: ..." line (earlier lines are log noise).
+      const msg = (e as Error).message
+      const errors = [...msg.matchAll(/^Error: (.*)$/gm)].map((m) => m[1])
+      return { failed: (errors.at(-1) ?? msg.split('\n')[0]).slice(0, 400) }
+    }
+    const wallMs = performance.now() - t0
+    return collect(probes, wallMs)
+  })
+}
