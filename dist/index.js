@@ -1291,7 +1291,7 @@ var require_util = __commonJS({
     function noop3() {
     }
     function wrapRequestBody(body) {
-      if (isStream(body)) {
+      if (isStream2(body)) {
         if (bodyLength(body) === 0) {
           body.on("data", function() {
             assert(false);
@@ -1314,7 +1314,7 @@ var require_util = __commonJS({
         return body;
       }
     }
-    function isStream(obj) {
+    function isStream2(obj) {
       return obj && typeof obj === "object" && typeof obj.pipe === "function" && typeof obj.on === "function";
     }
     function isBlobLike(object) {
@@ -1440,7 +1440,7 @@ var require_util = __commonJS({
     function bodyLength(body) {
       if (body == null) {
         return 0;
-      } else if (isStream(body)) {
+      } else if (isStream2(body)) {
         const state = body._readableState;
         return state && state.objectMode === false && state.ended === true && Number.isFinite(state.length) ? state.length : null;
       } else if (isBlobLike(body)) {
@@ -1454,7 +1454,7 @@ var require_util = __commonJS({
       return body && !!(body.destroyed || body[kDestroyed] || stream.isDestroyed?.(body));
     }
     function destroy(stream2, err) {
-      if (stream2 == null || !isStream(stream2) || isDestroyed(stream2)) {
+      if (stream2 == null || !isStream2(stream2) || isDestroyed(stream2)) {
         return;
       }
       if (typeof stream2.destroy === "function") {
@@ -2052,7 +2052,7 @@ var require_util = __commonJS({
       parseOrigin,
       parseURL,
       getServerName,
-      isStream,
+      isStream: isStream2,
       isIterable,
       hasSafeIterator,
       isAsyncIterable,
@@ -2359,7 +2359,7 @@ var require_request = __commonJS({
     var {
       isValidHTTPToken,
       isValidHeaderValue,
-      isStream,
+      isStream: isStream2,
       destroy,
       isBuffer,
       isFormDataLike,
@@ -2453,7 +2453,7 @@ var require_request = __commonJS({
         this.abort = null;
         if (body == null) {
           this.body = null;
-        } else if (isStream(body)) {
+        } else if (isStream2(body)) {
           this.body = body;
           const rState = this.body._readableState;
           if (!rState || !rState.autoDestroy) {
@@ -32358,6 +32358,14 @@ var GitHub = Octokit.plugin(restEndpointMethods, paginateRest).defaults(defaults
 // node_modules/@actions/github/lib/github.js
 var context2 = new Context();
 
+// src/errors.ts
+var UserError = class extends Error {
+  constructor(message, options) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+};
+
 // src/core/mediatypes.ts
 var OCI_INDEX = "application/vnd.oci.image.index.v1+json";
 var OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
@@ -32382,7 +32390,7 @@ var ATTESTATION_DIGEST_KEY = "vnd.docker.reference.digest";
 var ATTESTATION_MANIFEST = "attestation-manifest";
 var MANIFEST_TYPES = /* @__PURE__ */ new Set([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST]);
 var MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
-var ManifestError = class extends Error {
+var ManifestError = class extends UserError {
 };
 function parseManifest(raw, where) {
   let doc;
@@ -32390,7 +32398,8 @@ function parseManifest(raw, where) {
     doc = JSON.parse(Buffer.from(raw.bytes).toString("utf8"));
   } catch (e) {
     throw new ManifestError(
-      `${where}: the registry returned a manifest that is not valid JSON (${e.message})`
+      `${where}: the registry returned a manifest that is not valid JSON (${e.message})`,
+      { cause: e }
     );
   }
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
@@ -32540,12 +32549,12 @@ function platformFromConfig(config, where) {
   let doc;
   try {
     doc = JSON.parse(Buffer.from(config).toString("utf8"));
-  } catch {
-    throw new Error(`${where}: the image config is not valid JSON`);
+  } catch (e) {
+    throw new ManifestError(`${where}: the image config is not valid JSON`, { cause: e });
   }
   const { os: os5, architecture, variant } = doc;
   if (typeof os5 !== "string" || typeof architecture !== "string" || !os5 || !architecture) {
-    throw new Error(
+    throw new ManifestError(
       `${where}: the image config names no os/architecture, so it is not a runnable image`
     );
   }
@@ -32558,130 +32567,9 @@ function platformFromConfig(config, where) {
   return p;
 }
 
-// src/core/children.ts
-function unwrapIndex(index, where) {
-  if (looksLikeBuildCache(index)) {
-    throw new ManifestError(
-      `${where}: this is a build cache, not an image (its entries are layer blobs, as written by --cache-to type=registry); pass the image's digest instead`
-    );
-  }
-  return index.manifests.map((d) => {
-    if (!isManifestDescriptor(d)) {
-      throw new ManifestError(
-        `${where}: entry ${d.digest} has media type ${d.mediaType}, which is not a manifest`
-      );
-    }
-    const role = isAttestationDescriptor(d) ? "attestation" : isIndexType(d.mediaType) ? "nested-index" : isUnknownPlatform(d.platform) ? "unplatformed" : "image";
-    return { role, descriptor: d };
-  });
-}
-function attestationSubject(d) {
-  return d.annotations?.[ATTESTATION_DIGEST_KEY];
-}
-function selectChildren(all, opts) {
-  const decisions = [];
-  const images = all.filter((c) => c.kind === "image");
-  const fromSources = new Set(
-    all.filter((c) => c.kind === "image" && !c.existing).map((c) => c.descriptor.digest)
-  );
-  const attestations = all.filter(
-    (c) => c.kind === "attestation" && !(c.existing && c.subject && fromSources.has(c.subject))
-  );
-  const filtered = images.filter((c) => {
-    const p = c.descriptor.platform;
-    const keep = !opts.platforms || opts.platforms.some((f) => platformMatches(f, p));
-    if (!keep)
-      decisions.push(
-        `skip ${formatPlatformFull(p)} ${c.descriptor.digest} from ${c.sourceInput}: not in platforms`
-      );
-    return keep;
-  });
-  const byDigest = /* @__PURE__ */ new Map();
-  for (const c of filtered) {
-    const seen = byDigest.get(c.descriptor.digest);
-    if (!seen || seen.existing && !c.existing) byDigest.set(c.descriptor.digest, c);
-  }
-  const newKeys = new Set(
-    [...byDigest.values()].filter((c) => !c.existing).map((c) => platformKey(c.descriptor.platform))
-  );
-  const unique = [...byDigest.values()].filter((c) => {
-    const key = platformKey(c.descriptor.platform);
-    if (!c.existing || !newKeys.has(key)) return true;
-    decisions.push(
-      `replace ${key} ${c.descriptor.digest} (held by ${c.sourceInput}): a source provides ${key}`
-    );
-    return false;
-  });
-  const byPlatform = /* @__PURE__ */ new Map();
-  for (const c of unique) {
-    const key = platformKey(c.descriptor.platform);
-    byPlatform.set(key, [...byPlatform.get(key) ?? [], c]);
-  }
-  const kept = /* @__PURE__ */ new Set();
-  for (const [key, group2] of byPlatform) {
-    if (group2.length === 1) {
-      kept.add(group2[0]);
-      continue;
-    }
-    if (opts.onDuplicate === "error") {
-      throw new DuplicatePlatformError(
-        `platform ${key} is provided by more than one source: ${group2.map(describeSource).join(", ")}; remove one, narrow with platforms, or set on-duplicate to first or last`
-      );
-    }
-    const winner = opts.onDuplicate === "first" ? group2[0] : group2[group2.length - 1];
-    kept.add(winner);
-    for (const c of group2) {
-      if (c !== winner)
-        decisions.push(
-          `drop ${key} ${c.descriptor.digest} from ${c.sourceInput}: duplicate platform (on-duplicate: ${opts.onDuplicate})`
-        );
-    }
-  }
-  const out = [];
-  const placed = /* @__PURE__ */ new Set();
-  for (const img of unique) {
-    if (!kept.has(img)) continue;
-    out.push(img);
-    for (const a of attestations) {
-      if (a.subject !== img.descriptor.digest || placed.has(a.descriptor.digest)) continue;
-      if (opts.attestations === "strip") {
-        decisions.push(`strip attestation ${a.descriptor.digest} of ${img.descriptor.digest}`);
-        placed.add(a.descriptor.digest);
-        continue;
-      }
-      placed.add(a.descriptor.digest);
-      out.push(a);
-    }
-  }
-  for (const a of attestations) {
-    if (!placed.has(a.descriptor.digest)) {
-      placed.add(a.descriptor.digest);
-      decisions.push(
-        `drop attestation ${a.descriptor.digest}: its image ${a.subject ?? "(none named)"} is not in the index`
-      );
-    }
-  }
-  return { children: out, decisions };
-}
-var DuplicatePlatformError = class extends Error {
-};
-function describeSource(c) {
-  return c.sourceInput.includes(c.descriptor.digest) ? c.sourceInput : `${c.sourceInput} (${c.descriptor.digest})`;
-}
-function checkRequiredPlatforms(children, required, allowExtra, sourceInputs) {
-  const have = children.filter((c) => c.kind === "image").map((c) => c.descriptor.platform);
-  const missing = required.filter((r) => !have.some((p) => platformMatches(r, p)));
-  const extra = allowExtra ? [] : have.filter((p) => !required.some((r) => platformMatches(r, p)));
-  if (missing.length === 0 && extra.length === 0) return void 0;
-  const parts = [];
-  if (missing.length) parts.push(`missing ${missing.map(formatPlatformFull).join(", ")}`);
-  if (extra.length) {
-    parts.push(
-      `not listed: ${extra.map(formatPlatformFull).join(", ")} (set allow-extra-platforms: true to permit extras)`
-    );
-  }
-  return `input require-platforms: ${parts.join("; ")}. The merge would hold ${have.map(formatPlatformFull).join(", ") || "no image"}, from sources: ${sourceInputs.join(", ")}`;
-}
+// src/inputs.ts
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 
 // src/core/digest.ts
 import { createHash } from "node:crypto";
@@ -32717,67 +32605,6 @@ function verifyDigest(data, expected, what) {
   }
 }
 
-// src/core/index-builder.ts
-function chooseIndexType(children, opts) {
-  const allDocker = children.every((d) => d.mediaType === DOCKER_MANIFEST);
-  const hasAnnotations = !!opts.annotations && Object.keys(opts.annotations).length > 0 || children.some((d) => d.annotations && Object.keys(d.annotations).length > 0);
-  if (opts.format === "docker") {
-    const bad = children.find((d) => d.mediaType !== DOCKER_MANIFEST);
-    if (bad) {
-      throw new FormatError(
-        `input format: "docker", but ${bad.digest} is ${bad.mediaType}; a Docker manifest list can only hold Docker v2 manifests (use format: auto or oci)`
-      );
-    }
-    if (hasAnnotations)
-      throw new FormatError(
-        'input format: "docker", but annotations need an OCI index (use format: auto or oci)'
-      );
-    return DOCKER_LIST;
-  }
-  if (opts.format === "oci") return OCI_INDEX;
-  return allDocker && !hasAnnotations ? DOCKER_LIST : OCI_INDEX;
-}
-function orderedPlatform(p) {
-  const out = { architecture: p.architecture, os: p.os };
-  if (p["os.version"]) out["os.version"] = p["os.version"];
-  if (p["os.features"]?.length) out["os.features"] = [...p["os.features"]];
-  if (p.variant) out.variant = p.variant;
-  if (p.features?.length) out.features = [...p.features];
-  return out;
-}
-function orderedDescriptor(d, docker) {
-  const out = { mediaType: d.mediaType, digest: d.digest, size: d.size };
-  if (!docker && d.artifactType) out.artifactType = d.artifactType;
-  if (d.platform) out.platform = orderedPlatform(d.platform);
-  if (!docker && d.annotations && Object.keys(d.annotations).length)
-    out.annotations = sortKeys(d.annotations);
-  return out;
-}
-function sortKeys(o) {
-  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0));
-}
-function buildIndex(children, opts) {
-  if (children.length === 0) throw new FormatError("no images left to put in the index");
-  const mediaType = chooseIndexType(children, opts);
-  const docker = mediaType === DOCKER_LIST;
-  const doc = {
-    schemaVersion: 2,
-    mediaType,
-    manifests: children.map((d) => orderedDescriptor(d, docker))
-  };
-  if (!docker && opts.annotations && Object.keys(opts.annotations).length)
-    doc.annotations = sortKeys(opts.annotations);
-  const json = JSON.stringify(doc, null, 2);
-  const bytes = Buffer.from(json, "utf8");
-  return { bytes, mediaType, digest: sha256(bytes), json };
-}
-var FormatError = class extends Error {
-};
-
-// src/inputs.ts
-import { readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
-
 // src/core/reference.ts
 var DOCKER_HUB = "docker.io";
 var COMPONENT = "[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*";
@@ -32787,10 +32614,10 @@ var DOMAIN_RE = new RegExp(
   `^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?$`
 );
 var TAG_RE = /^[\w][\w.-]{0,127}$/;
-var ReferenceError2 = class extends Error {
+var ReferenceSyntaxError = class extends UserError {
 };
 function fail(input, why) {
-  throw new ReferenceError2(`invalid image reference "${input}": ${why}`);
+  throw new ReferenceSyntaxError(`invalid image reference "${input}": ${why}`);
 }
 function splitDomain(name) {
   const i = name.indexOf("/");
@@ -32860,7 +32687,7 @@ function apiHost(registry) {
 }
 
 // src/inputs.ts
-var InputError = class extends Error {
+var InputError = class extends UserError {
 };
 function parseList(value) {
   return value.split(/[\n,]/).map((s) => s.trim()).filter((s) => s !== "" && !s.startsWith("#"));
@@ -32891,7 +32718,7 @@ function ref(name, value) {
   try {
     return parseReference(value);
   } catch (e) {
-    throw new InputError(`input ${name}: ${e.message}`);
+    throw new InputError(`input ${name}: ${e.message}`, { cause: e });
   }
 }
 function metadataTags(get, env) {
@@ -32903,7 +32730,7 @@ function metadataTags(get, env) {
   try {
     doc = JSON.parse(text);
   } catch (e) {
-    throw new InputError(`${name}: not valid JSON (${e.message})`);
+    throw new InputError(`${name}: not valid JSON (${e.message})`, { cause: e });
   }
   const tags = doc.tags;
   if (!Array.isArray(tags) || !tags.every((t) => typeof t === "string")) {
@@ -32975,7 +32802,9 @@ function parseSources(get, tags) {
       if (!statSync(dir).isDirectory()) throw new Error("not a directory");
       names = readdirSync(dir).sort();
     } catch (e) {
-      throw new InputError(`input digests-dir: cannot read "${dir}": ${e.message}`);
+      throw new InputError(`input digests-dir: cannot read "${dir}": ${e.message}`, {
+        cause: e
+      });
     }
     for (const n of names) {
       if (n.startsWith(".")) continue;
@@ -33104,6 +32933,240 @@ function parseInputs(get, onSecret = () => {
   };
 }
 
+// src/core/children.ts
+function unwrapIndex(index, where) {
+  if (looksLikeBuildCache(index)) {
+    throw new ManifestError(
+      `${where}: this is a build cache, not an image (its entries are layer blobs, as written by --cache-to type=registry); pass the image's digest instead`
+    );
+  }
+  return index.manifests.map((d) => {
+    if (!isManifestDescriptor(d)) {
+      throw new ManifestError(
+        `${where}: entry ${d.digest} has media type ${d.mediaType}, which is not a manifest`
+      );
+    }
+    const role = isAttestationDescriptor(d) ? "attestation" : isIndexType(d.mediaType) ? "nested-index" : isUnknownPlatform(d.platform) ? "unplatformed" : "image";
+    return { role, descriptor: d };
+  });
+}
+function attestationSubject(d) {
+  return d.annotations?.[ATTESTATION_DIGEST_KEY];
+}
+function selectChildren(all, opts) {
+  const decisions = [];
+  const images = all.filter((c) => c.kind === "image");
+  const fromSources = new Set(
+    all.filter((c) => c.kind === "image" && !c.existing).map((c) => c.descriptor.digest)
+  );
+  const attestations = all.filter(
+    (c) => c.kind === "attestation" && !(c.existing && c.subject && fromSources.has(c.subject))
+  );
+  const filtered = images.filter((c) => {
+    const p = c.descriptor.platform;
+    const keep = !opts.platforms || opts.platforms.some((f) => platformMatches(f, p));
+    if (!keep)
+      decisions.push(
+        `skip ${formatPlatformFull(p)} ${c.descriptor.digest} from ${c.sourceInput}: not in platforms`
+      );
+    return keep;
+  });
+  const byDigest = /* @__PURE__ */ new Map();
+  for (const c of filtered) {
+    const seen = byDigest.get(c.descriptor.digest);
+    if (!seen || seen.existing && !c.existing) byDigest.set(c.descriptor.digest, c);
+  }
+  const newKeys = new Set(
+    [...byDigest.values()].filter((c) => !c.existing).map((c) => platformKey(c.descriptor.platform))
+  );
+  const unique = [...byDigest.values()].filter((c) => {
+    const key = platformKey(c.descriptor.platform);
+    if (!c.existing || !newKeys.has(key)) return true;
+    decisions.push(
+      `replace ${key} ${c.descriptor.digest} (held by ${c.sourceInput}): a source provides ${key}`
+    );
+    return false;
+  });
+  const byPlatform = /* @__PURE__ */ new Map();
+  for (const c of unique) {
+    const key = platformKey(c.descriptor.platform);
+    byPlatform.set(key, [...byPlatform.get(key) ?? [], c]);
+  }
+  const kept = /* @__PURE__ */ new Set();
+  for (const [key, group2] of byPlatform) {
+    if (group2.length === 1) {
+      kept.add(group2[0]);
+      continue;
+    }
+    if (opts.onDuplicate === "error") {
+      throw new DuplicatePlatformError(
+        `platform ${key} is provided by more than one source: ${group2.map(describeSource).join(", ")}; remove one, narrow with platforms, or set on-duplicate to first or last`
+      );
+    }
+    const winner = opts.onDuplicate === "first" ? group2[0] : group2[group2.length - 1];
+    kept.add(winner);
+    for (const c of group2) {
+      if (c !== winner)
+        decisions.push(
+          `drop ${key} ${c.descriptor.digest} from ${c.sourceInput}: duplicate platform (on-duplicate: ${opts.onDuplicate})`
+        );
+    }
+  }
+  const out = [];
+  const placed = /* @__PURE__ */ new Set();
+  for (const img of unique) {
+    if (!kept.has(img)) continue;
+    out.push(img);
+    for (const a of attestations) {
+      if (a.subject !== img.descriptor.digest || placed.has(a.descriptor.digest)) continue;
+      if (opts.attestations === "strip") {
+        decisions.push(`strip attestation ${a.descriptor.digest} of ${img.descriptor.digest}`);
+        placed.add(a.descriptor.digest);
+        continue;
+      }
+      placed.add(a.descriptor.digest);
+      out.push(a);
+    }
+  }
+  for (const a of attestations) {
+    if (!placed.has(a.descriptor.digest)) {
+      placed.add(a.descriptor.digest);
+      decisions.push(
+        `drop attestation ${a.descriptor.digest}: its image ${a.subject ?? "(none named)"} is not in the index`
+      );
+    }
+  }
+  return { children: out, decisions };
+}
+var DuplicatePlatformError = class extends UserError {
+};
+function describeSource(c) {
+  return c.sourceInput.includes(c.descriptor.digest) ? c.sourceInput : `${c.sourceInput} (${c.descriptor.digest})`;
+}
+function checkRequiredPlatforms(children, required, allowExtra, sourceInputs) {
+  const have = children.filter((c) => c.kind === "image").map((c) => c.descriptor.platform);
+  const missing = required.filter((r) => !have.some((p) => platformMatches(r, p)));
+  const extra = allowExtra ? [] : have.filter((p) => !required.some((r) => platformMatches(r, p)));
+  if (missing.length === 0 && extra.length === 0) return void 0;
+  const parts = [];
+  if (missing.length) parts.push(`missing ${missing.map(formatPlatformFull).join(", ")}`);
+  if (extra.length) {
+    parts.push(
+      `not listed: ${extra.map(formatPlatformFull).join(", ")} (set allow-extra-platforms: true to permit extras)`
+    );
+  }
+  return `input require-platforms: ${parts.join("; ")}. The merge would hold ${have.map(formatPlatformFull).join(", ") || "no image"}, from sources: ${sourceInputs.join(", ")}`;
+}
+
+// src/core/index-builder.ts
+function chooseIndexType(children, opts) {
+  const allDocker = children.every((d) => d.mediaType === DOCKER_MANIFEST);
+  const hasAnnotations = !!opts.annotations && Object.keys(opts.annotations).length > 0 || children.some((d) => d.annotations && Object.keys(d.annotations).length > 0);
+  if (opts.format === "docker") {
+    const bad = children.find((d) => d.mediaType !== DOCKER_MANIFEST);
+    if (bad) {
+      throw new FormatError(
+        `input format: "docker", but ${bad.digest} is ${bad.mediaType}; a Docker manifest list can only hold Docker v2 manifests (use format: auto or oci)`
+      );
+    }
+    if (hasAnnotations)
+      throw new FormatError(
+        'input format: "docker", but annotations need an OCI index (use format: auto or oci)'
+      );
+    return DOCKER_LIST;
+  }
+  if (opts.format === "oci") return OCI_INDEX;
+  return allDocker && !hasAnnotations ? DOCKER_LIST : OCI_INDEX;
+}
+function orderedPlatform(p) {
+  const out = { architecture: p.architecture, os: p.os };
+  if (p["os.version"]) out["os.version"] = p["os.version"];
+  if (p["os.features"]?.length) out["os.features"] = [...p["os.features"]];
+  if (p.variant) out.variant = p.variant;
+  if (p.features?.length) out.features = [...p.features];
+  return out;
+}
+function orderedDescriptor(d, docker) {
+  const out = { mediaType: d.mediaType, digest: d.digest, size: d.size };
+  if (!docker && d.artifactType) out.artifactType = d.artifactType;
+  if (d.platform) out.platform = orderedPlatform(d.platform);
+  if (!docker && d.annotations && Object.keys(d.annotations).length)
+    out.annotations = sortKeys(d.annotations);
+  return out;
+}
+function sortKeys(o) {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0));
+}
+function buildIndex(children, opts) {
+  if (children.length === 0) throw new FormatError("no images left to put in the index");
+  const mediaType = chooseIndexType(children, opts);
+  const docker = mediaType === DOCKER_LIST;
+  const doc = {
+    schemaVersion: 2,
+    mediaType,
+    manifests: children.map((d) => orderedDescriptor(d, docker))
+  };
+  if (!docker && opts.annotations && Object.keys(opts.annotations).length)
+    doc.annotations = sortKeys(opts.annotations);
+  const json = JSON.stringify(doc, null, 2);
+  const bytes = Buffer.from(json, "utf8");
+  return { bytes, mediaType, digest: sha256(bytes), json };
+}
+var FormatError = class extends UserError {
+};
+
+// src/core/plan.ts
+var MergeInputError = class extends UserError {
+};
+function selectEntries(all, opts, sourceInputs) {
+  const { children, decisions } = selectChildren(all, opts);
+  if (opts.platforms && !children.some((c) => c.kind === "image")) {
+    const found = all.filter((c) => c.kind === "image").map((c) => formatPlatformFull(c.descriptor.platform));
+    throw new MergeInputError(
+      `input platforms: ${opts.platforms.map(formatPlatformFull).join(", ")} matches none of the images found (${found.join(", ")})`
+    );
+  }
+  if (opts.requirePlatforms) {
+    const problem = checkRequiredPlatforms(
+      children,
+      opts.requirePlatforms,
+      !!opts.allowExtraPlatforms,
+      sourceInputs
+    );
+    if (problem) throw new MergeInputError(problem);
+  }
+  return { children, decisions };
+}
+function planIndex(entries, opts) {
+  const children = withDescriptorAnnotations(entries, opts.descriptorAnnotations ?? {});
+  const index = buildIndex(
+    children.map((c) => c.descriptor),
+    { format: opts.format, annotations: opts.annotations }
+  );
+  return { children, index };
+}
+function withDescriptorAnnotations(children, extra) {
+  if (!Object.keys(extra).length) return children;
+  return children.map(
+    (c) => c.kind === "image" ? {
+      ...c,
+      descriptor: { ...c.descriptor, annotations: { ...c.descriptor.annotations, ...extra } }
+    } : c
+  );
+}
+function planTags(tags, current, indexDigest, dryRun) {
+  return tags.map((t, i) => {
+    const previous = current[i];
+    const outcome = previous === indexDigest ? "unchanged" : dryRun ? "dry-run" : "pushed";
+    return previous ? { ref: formatReference(t), outcome, previous } : { ref: formatReference(t), outcome };
+  });
+}
+function reposToPush(targets, tags, results) {
+  return targets.filter(
+    (repo) => tags.some((t, i) => repoName(t) === repoName(repo) && results[i].outcome === "pushed")
+  );
+}
+
 // src/util/limiter.ts
 var Limiter = class {
   constructor(max) {
@@ -33221,6 +33284,77 @@ async function ensureChildren(copier, store, children) {
   );
 }
 
+// src/registry/errors.ts
+var RegistryError = class extends Error {
+  status;
+  code;
+  registry;
+  repository;
+  request;
+  constructor(message, details = {}) {
+    super(message, details.cause === void 0 ? void 0 : { cause: details.cause });
+    this.name = new.target.name;
+    this.status = details.status;
+    this.code = details.code;
+    this.registry = details.registry;
+    this.repository = details.repository;
+    this.request = details.request;
+  }
+};
+function detailsOf(e) {
+  const { status, code, registry, repository, request: request3 } = e;
+  return { status, code, registry, repository, request: request3, cause: e };
+}
+var RetriesExhaustedError = class extends RegistryError {
+  constructor(message, details, attempts, budgetExhausted) {
+    super(message, details);
+    this.attempts = attempts;
+    this.budgetExhausted = budgetExhausted;
+  }
+  attempts;
+  budgetExhausted;
+};
+function statusOf(e) {
+  return e instanceof RegistryError ? e.status : void 0;
+}
+function isNotFound(e) {
+  return statusOf(e) === 404;
+}
+function isAbsent(e) {
+  const s = statusOf(e);
+  return s === 404 || s === 403;
+}
+function isDenied(e) {
+  return statusOf(e) === 403;
+}
+function isTagConflict(e) {
+  const s = statusOf(e);
+  return s === 403 || s === 409 || s === 412 || s === 400 && e instanceof RegistryError && e.code === "TAG_INVALID";
+}
+function isRefused(e) {
+  const s = statusOf(e);
+  return s !== void 0 && s >= 400 && s < 500;
+}
+function isUnsupported(e) {
+  const s = statusOf(e);
+  return s === 404 || s === 400 || s === 405;
+}
+function isRetryableStatus(status) {
+  return status === 408 || status === 429 || status >= 500 && status <= 504 && status !== 501;
+}
+function describeErrorBody(body) {
+  try {
+    const doc = JSON.parse(body);
+    const e = doc.errors?.[0];
+    if (e) {
+      return { code: e.code, text: [e.code, e.message].filter(Boolean).join(": ") };
+    }
+  } catch {
+  }
+  const text = body.trim().slice(0, 300);
+  return { text };
+}
+
 // src/registry/challenge.ts
 function parseChallenges(header2) {
   if (!header2) return [];
@@ -33240,33 +33374,10 @@ function parseChallenges(header2) {
   return out;
 }
 
-// src/registry/errors.ts
-var RegistryError = class extends Error {
-  constructor(message, status, code) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-  status;
-  code;
-};
-function describeErrorBody(body) {
-  try {
-    const doc = JSON.parse(body);
-    const e = doc.errors?.[0];
-    if (e) {
-      return { code: e.code, text: [e.code, e.message].filter(Boolean).join(": ") };
-    }
-  } catch {
-  }
-  const text = body.trim().slice(0, 300);
-  return { text };
-}
-
 // src/registry/transport.ts
 var import_undici3 = __toESM(require_undici(), 1);
-var RETRY_STATUS = /* @__PURE__ */ new Set([408, 429, 500, 502, 503, 504]);
-var RETRY_CODES = /* @__PURE__ */ new Set([
+var MAX_ERROR_BODY_BYTES = 64 * 1024;
+var TRANSIENT_CODES = /* @__PURE__ */ new Set([
   "ECONNRESET",
   "ECONNREFUSED",
   "EPIPE",
@@ -33280,43 +33391,22 @@ var RETRY_CODES = /* @__PURE__ */ new Set([
   "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH",
   "UND_ERR_RES_CONTENT_LENGTH_MISMATCH"
 ]);
+var TruncatedBodyError = class extends Error {
+  name = "TruncatedBodyError";
+};
+var BodyTooLargeError = class extends Error {
+  name = "BodyTooLargeError";
+};
 function header(h, name) {
   const v = h[name.toLowerCase()];
   return Array.isArray(v) ? v[0] : v;
 }
-function isRetryableStatus(status) {
-  return RETRY_STATUS.has(status);
-}
-function retryAfterMs(value, now = Date.now()) {
-  if (!value) return void 0;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1e3;
-  const t = Date.parse(value);
-  return Number.isNaN(t) ? void 0 : Math.max(0, t - now);
-}
 function isTransientError(e) {
   if (e instanceof TruncatedBodyError) return true;
   const code = e?.code;
-  if (code && RETRY_CODES.has(code)) return true;
+  if (code && TRANSIENT_CODES.has(code)) return true;
   const cause = e?.cause;
-  return !!cause?.code && RETRY_CODES.has(cause.code);
-}
-var RetriesExhaustedError = class extends RegistryError {
-  constructor(message, status, attempts, budgetExhausted) {
-    super(message, status);
-    this.attempts = attempts;
-    this.budgetExhausted = budgetExhausted;
-  }
-  attempts;
-  budgetExhausted;
-};
-var TruncatedBodyError = class extends Error {
-};
-var BodyTooLargeError = class extends Error {
-};
-function describeOperation(op) {
-  if (typeof op === "string") return `request for ${new URL(op).pathname} on ${new URL(op).host}`;
-  const u = new URL(op.url);
-  return `${op.label ?? `${op.method} ${u.pathname}`} on ${u.host}`;
+  return !!cause?.code && TRANSIENT_CODES.has(cause.code);
 }
 function describeFailure(e) {
   const err = e;
@@ -33324,15 +33414,9 @@ function describeFailure(e) {
   const msg = err.cause?.message ?? err.message ?? String(e);
   return code && !msg.includes(code) ? `${code} (${msg})` : msg;
 }
-function describeStatus(res) {
-  const text = res.body?.length ? describeErrorBody(Buffer.from(res.body).toString("utf8")).text : "";
-  return `HTTP ${res.status}${text ? ` (${text})` : ""}`;
-}
 var Transport = class {
   constructor(opts) {
     this.opts = opts;
-    this.limiter = new Limiter(opts.maxConcurrency);
-    this.now = opts.now ?? Date.now;
     const common = {
       keepAliveTimeout: 3e4,
       // A streamed copy holds one slot but two connections to one origin (source GET paused
@@ -33349,170 +33433,86 @@ var Transport = class {
     });
   }
   opts;
-  limiter;
+  requestCount = 0;
   secure;
   insecure;
-  now;
-  retryCount = 0;
-  requestCount = 0;
   dispatcherFor(url) {
-    const u = new URL(url);
-    return u.protocol === "https:" && this.opts.insecureHosts.has(u.host) ? this.insecure : this.secure;
+    return url.protocol === "https:" && this.opts.insecureHosts.has(url.host) ? this.insecure : this.secure;
   }
-  /**
-   * Headers timeout for attempt `attempt` (0 = first): a retry gets no more than what is left of
-   * the budget, so a registry that stalls for good fails near the deadline, not one timeout after.
-   */
-  headersTimeoutFor(attempt) {
-    const { deadline, requestTimeoutMs } = this.opts;
-    if (attempt === 0 || deadline === void 0) return requestTimeoutMs;
-    return Math.max(1, Math.min(requestTimeoutMs, deadline - this.now()));
-  }
-  /** One attempt, body left as a stream: the caller must consume or dump it. */
-  async sendOnce(req, headersTimeout = this.opts.requestTimeoutMs) {
+  /** One exchange; the body is left as a stream, which the caller must read or discard. */
+  async exchange(method, url, headers, body, headersTimeout) {
     this.requestCount++;
-    const replayable = typeof req.body === "string" || req.body instanceof Uint8Array || !req.body;
+    const replayable = body === void 0 || typeof body === "string" || body instanceof Uint8Array;
     const ac = replayable ? new AbortController() : void 0;
     const timer = ac && setTimeout(() => ac.abort(new import_undici3.errors.HeadersTimeoutError()), headersTimeout);
-    let res;
     try {
-      res = await (0, import_undici3.request)(req.url, {
-        method: req.method,
-        headers: req.headers,
-        body: req.body,
-        dispatcher: this.dispatcherFor(req.url),
+      const res = await (0, import_undici3.request)(url, {
+        method,
+        headers,
+        body,
+        dispatcher: this.dispatcherFor(url),
         headersTimeout,
         signal: ac?.signal
       });
+      return { status: res.statusCode, headers: res.headers, body: res.body };
     } finally {
       clearTimeout(timer);
-    }
-    this.opts.onResponse?.(req.url, res.headers);
-    return Object.assign(res, { url: req.url });
-  }
-  /** Sends a replayable request, buffering the body, retrying transient failures. */
-  async send(req, maxBodyBytes = 64 * 1024 * 1024) {
-    return this.withRetries(req, async (attempt) => {
-      return this.limiter.run(async () => {
-        const res = await this.sendOnce(req, this.headersTimeoutFor(attempt));
-        if (req.method === "HEAD") {
-          await res.body.dump();
-          return {
-            status: res.statusCode,
-            headers: res.headers,
-            body: new Uint8Array(),
-            url: req.url
-          };
-        }
-        const body = await readCapped(res, maxBodyBytes, req.url, this.headersTimeoutFor(attempt));
-        return { status: res.statusCode, headers: res.headers, body, url: req.url };
-      });
-    });
-  }
-  /**
-   * Runs `attempt` again on transient failures, with exponential backoff and jitter, or after
-   * the server's Retry-After. An attempt signals a retryable HTTP status by returning a response
-   * with that status; network errors are retried by their code. When retries or the budget run
-   * out, RetriesExhaustedError says which and why.
-   */
-  async withRetries(op, attempt) {
-    const { retries, deadline } = this.opts;
-    const base = this.opts.baseDelayMs ?? 500;
-    const cap = this.opts.maxRetryDelayMs ?? 3e4;
-    const random = this.opts.random ?? Math.random;
-    const sleep = this.opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
-    for (let i = 0; ; i++) {
-      let reason;
-      let hinted;
-      let status;
-      try {
-        const res = await attempt(i);
-        if (!RETRY_STATUS.has(res.status)) return res;
-        status = res.status;
-        reason = describeStatus(res);
-        hinted = retryAfterMs(header(res.headers, "retry-after"), this.now());
-      } catch (e) {
-        if (!isTransientError(e)) throw e;
-        reason = describeFailure(e);
-      }
-      const attempts = i + 1;
-      const what = describeOperation(op);
-      if (i >= retries) {
-        throw new RetriesExhaustedError(
-          `${what} failed after ${attempts} attempt(s): the retry budget is exhausted (retries: ${retries}); last error: ${reason}`,
-          status,
-          attempts,
-          false
-        );
-      }
-      const backoff = Math.min(cap, base * 2 ** i);
-      const delay = hinted !== void 0 ? Math.min(cap, hinted) : Math.round(backoff / 2 + random() * backoff / 2);
-      const left = deadline === void 0 ? Infinity : deadline - this.now();
-      if (delay >= left) {
-        const asked = hinted !== void 0 ? ` (the registry asked to wait ${hinted} ms)` : "";
-        throw new RetriesExhaustedError(
-          `${what} failed after ${attempts} attempt(s): the time budget is exhausted (${Math.max(0, Math.round(left))} ms left, the next retry would wait ${delay} ms${asked}); last error: ${reason}`,
-          status,
-          attempts,
-          true
-        );
-      }
-      this.retryCount++;
-      this.opts.onRetry?.({
-        url: typeof op === "string" ? op : op.url,
-        attempt: attempts,
-        delayMs: delay,
-        reason
-      });
-      await sleep(delay);
     }
   }
   async close() {
     await Promise.all([this.secure.close(), this.insecure.close()]);
   }
 };
-async function readCapped(res, max, url, gapMs) {
-  const declared = Number(res.headers["content-length"] ?? NaN);
+async function readBody(ex, max, gapMs) {
+  const declared = Number(header(ex.headers, "content-length") ?? NaN);
   if (declared > max) {
-    await res.body.dump();
-    throw new BodyTooLargeError(
-      `response from ${new URL(url).host} is ${declared} bytes, over the ${max}-byte limit`
-    );
+    ex.body.destroy();
+    throw new BodyTooLargeError(`the response is ${declared} bytes, over the ${max}-byte limit`);
   }
+  const body = await readUpTo(ex.body, max, gapMs);
+  if (body === void 0) throw new BodyTooLargeError(`the response is over the ${max}-byte limit`);
+  if (!Number.isNaN(declared) && body.length !== declared) {
+    throw new TruncatedBodyError(`the response was cut short (${body.length} of ${declared} bytes)`);
+  }
+  return body;
+}
+async function readErrorBody(ex, gapMs) {
+  const kept = await readUpTo(ex.body, MAX_ERROR_BODY_BYTES, gapMs, true);
+  return kept ?? new Uint8Array();
+}
+async function discardBody(ex, gapMs) {
+  await readUpTo(ex.body, MAX_ERROR_BODY_BYTES, gapMs, true);
+}
+async function readUpTo(stream, max, gapMs, keepHead = false) {
   const chunks = [];
   let total = 0;
-  const gap = setTimeout(() => res.body.destroy(new import_undici3.errors.BodyTimeoutError()), gapMs);
+  const gap = setTimeout(() => stream.destroy(new import_undici3.errors.BodyTimeoutError()), gapMs);
   try {
-    for await (const chunk of res.body) {
+    for await (const chunk of stream) {
       gap.refresh();
-      total += chunk.length;
-      if (total > max) {
-        res.body.destroy();
-        throw new BodyTooLargeError(
-          `response from ${new URL(url).host} is over the ${max}-byte limit`
-        );
+      const buf = chunk;
+      if (total + buf.length > max) {
+        stream.destroy();
+        if (!keepHead) return void 0;
+        chunks.push(buf.subarray(0, max - total));
+        return Buffer.concat(chunks);
       }
-      chunks.push(chunk);
+      total += buf.length;
+      chunks.push(buf);
     }
   } catch (e) {
-    if (e instanceof BodyTooLargeError) throw e;
     if (isTransientError(e)) throw e;
     throw new TruncatedBodyError(
-      `connection to ${new URL(url).host} broke while reading the response: ${e.message}`
+      `the connection broke while reading the response: ${e.message}`
     );
   } finally {
     clearTimeout(gap);
   }
-  const body = Buffer.concat(chunks);
-  if (!Number.isNaN(declared) && body.length !== declared) {
-    throw new TruncatedBodyError(
-      `response from ${new URL(url).host} was cut short (${body.length} of ${declared} bytes)`
-    );
-  }
-  return body;
+  return Buffer.concat(chunks);
 }
 
 // src/registry/auth.ts
+var MAX_TOKEN_BYTES = 1024 * 1024;
 var NO_OAUTH_POST = /* @__PURE__ */ new Set([400, 401, 404, 405]);
 var ACTION_ORDER = ["pull", "push"];
 function describe(cred) {
@@ -33524,13 +33524,13 @@ function basicValue(cred) {
   return Buffer.from(`${user}:${secret2}`).toString("base64");
 }
 var Authenticator = class {
-  constructor(transport, credentials, onSecret = () => {
+  constructor(send, credentials, onSecret = () => {
   }) {
-    this.transport = transport;
+    this.send = send;
     this.credentials = credentials;
     this.onSecret = onSecret;
   }
-  transport;
+  send;
   credentials;
   onSecret;
   states = /* @__PURE__ */ new Map();
@@ -33577,13 +33577,26 @@ var Authenticator = class {
     if (!s) this.states.set(registry, s = { who: "anonymously", generation: 0 });
     return s;
   }
-  /**
-   * The Authorization header for a request to `url`: only when `url` is on the registry's own
-   * `origin`, never for a redirect or an upload Location that points elsewhere.
-   */
-  headerFor(registry, origin, url) {
-    const auth2 = this.state(registry).authorization;
-    return auth2 && new URL(url).origin === origin ? { authorization: auth2 } : {};
+  /** Counts credential changes: a 401 to an older generation is retried, not refreshed again. */
+  generation(registry) {
+    return this.state(registry).generation;
+  }
+  /** The credential for requests to the registry's own origin ("Basic ...", "Bearer ..."). */
+  credential(registry) {
+    return this.state(registry).value;
+  }
+  /** The error for a 401 that a fresh credential did not cure. */
+  refusal(registry, repo, where) {
+    const s = this.state(registry);
+    const details = { status: 401, registry, repository: repo };
+    if (s.scheme === "basic") {
+      return new RegistryError(
+        `registry ${registry} refused the credentials ${s.who} for ${repo} (HTTP 401): check the username and password for ${registry} and that they may access ${repo}`,
+        details
+      );
+    }
+    const hint = s.who === "anonymously" ? `no credentials are configured for ${registry} (log in with docker/login-action or set the username/password inputs)` : `check the credentials for ${registry} and that they may access ${repo}`;
+    return new RegistryError(`registry ${registry} refused ${where} ${s.who}: ${hint}`, details);
   }
   /**
    * Handles a 401 seen while using `generation`. Concurrent callers share one token request;
@@ -33607,7 +33620,7 @@ var Authenticator = class {
     this.onSecret(secret2);
   }
   /** The registry's credential, masked before anything can print it. */
-  async credential(registry) {
+  async stored(registry) {
     const cred = await this.credentials.get(registry);
     if (cred) {
       this.mask("password" in cred ? cred.password : cred.identityToken);
@@ -33617,114 +33630,79 @@ var Authenticator = class {
   }
   async authenticate(registry, wwwAuthenticate, repo) {
     const s = this.state(registry);
+    const details = { status: 401, registry, repository: repo };
     const challenges = parseChallenges(wwwAuthenticate);
     const bearer = challenges.find((c) => c.scheme === "bearer");
     const basic = challenges.find((c) => c.scheme === "basic");
     if (!bearer && !basic) {
       throw new RegistryError(
         `registry ${registry} refused access to ${repo} (401) without a usable WWW-Authenticate challenge`,
-        401
+        details
       );
     }
-    const cred = await this.credential(registry);
-    const who = describe(cred);
+    const cred = await this.stored(registry);
     if (bearer) {
       const token = await this.fetchToken(registry, bearer, cred, repo);
       this.mask(token);
-      s.authorization = `Bearer ${token}`;
+      s.value = `Bearer ${token}`;
+      s.scheme = "bearer";
     } else {
       if (!cred) {
         throw new RegistryError(
           `registry ${registry} requires a username and password for ${repo}, and none were given (log in with docker/login-action or set the username/password inputs)`,
-          401
+          details
         );
       }
-      const authorization = `Basic ${basicValue(cred)}`;
-      if (s.authorization === authorization) {
-        throw new RegistryError(
-          `registry ${registry} refused the credentials ${who} for ${repo} (HTTP 401): check the username and password for ${registry} and that they may access ${repo}`,
-          401
-        );
-      }
-      s.authorization = authorization;
+      const value = `Basic ${basicValue(cred)}`;
+      if (s.value === value) throw this.refusal(registry, repo, repo);
+      s.value = value;
+      s.scheme = "basic";
     }
-    s.who = who;
+    s.who = describe(cred);
     s.generation++;
   }
   async fetchToken(registry, c, cred, repo) {
     const realm = c.params.realm;
-    if (!realm)
-      throw new RegistryError(`registry ${registry} sent a Bearer challenge without a realm`, 401);
+    if (!realm || !URL.canParse(realm)) {
+      throw new RegistryError(
+        `registry ${registry} sent a Bearer challenge without a usable realm`,
+        { status: 401, registry, repository: repo }
+      );
+    }
     const asked = this.addChallengeScopes(registry, c.params.scope);
     const all = this.scopeList(registry);
+    const ask = (scopes) => this.tokenRequest({ registry, repo, realm, service: c.params.service, scopes, cred });
     try {
-      return await this.tokenRequest(registry, realm, c.params.service, all, cred, repo);
+      return await ask(all);
     } catch (e) {
       const needed = asked.length ? asked : all.filter((s) => s.startsWith(`repository:${repo}:`));
       if (needed.length === 0 || needed.length >= all.length) throw e;
-      return this.tokenRequest(registry, realm, c.params.service, needed, cred, repo);
+      return ask(needed);
     }
   }
-  /**
-   * Token requests skip the transport's concurrency limiter: they are made while blob copies hold
-   * its slots, waiting for this very token.
-   */
-  send(req) {
-    const op = { method: req.method, url: req.url, label: "token request" };
-    return this.transport.withRetries(op, async (attempt) => {
-      const res = await this.transport.sendOnce(req, this.transport.headersTimeoutFor(attempt));
-      const body = Buffer.from(await res.body.arrayBuffer());
-      return { status: res.statusCode, headers: res.headers, body, url: req.url };
-    });
-  }
-  getToken(realm, service, scopes, cred) {
-    const u = new URL(realm);
-    if (service) u.searchParams.set("service", service);
-    for (const s of scopes) u.searchParams.append("scope", s);
-    const headers = {};
-    if (cred) {
-      if (cred.username) u.searchParams.set("account", cred.username);
-      headers.authorization = `Basic ${basicValue(cred)}`;
-    }
-    return this.send({ method: "GET", url: u.toString(), headers });
-  }
-  /** OAuth2 refresh-token grant, as docker does with identity tokens. */
-  postToken(realm, service, scopes, identityToken) {
-    const form = new URLSearchParams({
-      grant_type: "refresh_token",
-      refresh_token: identityToken,
-      client_id: "multiarch-merge"
-    });
-    if (service) form.set("service", service);
-    if (scopes.length) form.set("scope", scopes.join(" "));
-    return this.send({
-      method: "POST",
-      url: realm,
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: form.toString()
-    });
-  }
-  async tokenRequest(registry, realm, service, scopes, cred, repo) {
+  async tokenRequest(t) {
     let res;
-    if (cred && "identityToken" in cred) {
-      res = await this.postToken(realm, service, scopes, cred.identityToken);
+    if (t.cred && "identityToken" in t.cred) {
+      res = await this.postToken(t, t.cred.identityToken);
       if (NO_OAUTH_POST.has(res.status)) res = void 0;
     }
-    res ??= await this.getToken(realm, service, scopes, cred);
-    const host = new URL(realm).host;
+    res ??= await this.getToken(t);
+    const { registry, repo } = t;
+    const host = new URL(t.realm).host;
+    const details = { registry, repository: repo, request: "token request", status: res.status };
     if (res.status !== 200) {
-      const { text } = describeErrorBody(Buffer.from(res.body).toString("utf8"));
+      const { text, code } = describeErrorBody(Buffer.from(res.body).toString("utf8"));
       const detail = `token server ${host} answered HTTP ${res.status}${text ? ` (${text})` : ""}`;
       if (res.status === 401 || res.status === 403) {
-        const hint = cred ? `check the credentials for ${registry} and that they may access ${repo}` : "no credentials are configured for it: log in with docker/login-action or set the username/password inputs";
+        const hint = t.cred ? `check the credentials for ${registry} and that they may access ${repo}` : "no credentials are configured for it: log in with docker/login-action or set the username/password inputs";
         throw new RegistryError(
-          `registry ${registry} refused access ${describe(cred)} to ${repo}: ${detail}; ${hint}`,
-          401
+          `registry ${registry} refused access ${describe(t.cred)} to ${repo}: ${detail}; ${hint}`,
+          { ...details, status: 401, code }
         );
       }
       throw new RegistryError(
-        `token request for ${repo} on registry ${registry} (${scopes.join(" ")}) failed ${describe(cred)}: ${detail}`,
-        res.status
+        `token request for ${repo} on registry ${registry} (${t.scopes.join(" ")}) failed ${describe(t.cred)}: ${detail}`,
+        { ...details, code }
       );
     }
     let doc;
@@ -33732,219 +33710,458 @@ var Authenticator = class {
       doc = JSON.parse(Buffer.from(res.body).toString("utf8"));
     } catch {
       throw new RegistryError(
-        `token server ${host} for registry ${registry} returned a response that is not JSON (content-type ${header(res.headers, "content-type") ?? "none"})`
+        `token server ${host} for registry ${registry} returned a response that is not JSON (content-type ${header(res.headers, "content-type") ?? "none"})`,
+        details
       );
     }
     const token = doc.token || doc.access_token;
-    if (!token)
-      throw new RegistryError(`token server ${host} for registry ${registry} returned no token`);
+    if (typeof token !== "string" || !token)
+      throw new RegistryError(
+        `token server ${host} for registry ${registry} returned no token`,
+        details
+      );
     return token;
+  }
+  /** A token request: outside the limiter, Basic credentials to the realm's origin only. */
+  sendToken(t, method, url, init) {
+    return this.send({
+      repo: { registry: t.registry, repository: t.repo },
+      method,
+      url,
+      what: `token for ${t.repo}`,
+      label: "token request",
+      expect: "any",
+      read: { maxBytes: MAX_TOKEN_BYTES, limitName: "token responses" },
+      unlimited: true,
+      token: {},
+      ...init
+    });
+  }
+  getToken(t) {
+    const u = new URL(t.realm);
+    if (t.service) u.searchParams.set("service", t.service);
+    for (const s of t.scopes) u.searchParams.append("scope", s);
+    if (t.cred?.username) u.searchParams.set("account", t.cred.username);
+    const credential = t.cred && `Basic ${basicValue(t.cred)}`;
+    return this.sendToken(t, "GET", u.toString(), { token: { credential } });
+  }
+  /** OAuth2 refresh-token grant, as docker does with identity tokens. */
+  postToken(t, identityToken) {
+    const form = new URLSearchParams({
+      grant_type: "refresh_token",
+      refresh_token: identityToken,
+      client_id: "multiarch-merge"
+    });
+    if (t.service) form.set("service", t.service);
+    if (t.scopes.length) form.set("scope", t.scopes.join(" "));
+    const body = form.toString();
+    return this.sendToken(t, "POST", t.realm, {
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: () => body
+    });
   }
 };
 
-// src/registry/upload.ts
-async function uploadInSessions(host, spec) {
-  const { target, digest } = spec;
-  const { transport } = host;
-  let first = spec.session;
-  const op = {
-    method: "PUT",
-    url: `${host.origin(target.registry)}/v2/${target.repository}/blobs/${digest}`,
-    label: spec.label
-  };
-  await transport.withRetries(op, async (attempt) => {
-    for (let refreshed = 0; ; refreshed++) {
-      const session = first ?? await host.startUpload(target);
-      first = void 0;
-      let out;
-      try {
-        out = await transport.limiter.run(() => putOnce(host, spec, session, attempt));
-      } catch (e) {
-        await cancelUpload(host, target, session);
-        throw e;
-      }
-      if (out.status === 201 || out.status === 204) return out;
-      await cancelUpload(host, target, session);
-      if (out.status === 401 && out.unauthorized && refreshed < 2) {
-        const { repo, generation } = out.unauthorized;
-        const challenge = header(out.headers, "www-authenticate");
-        await host.auth.refresh(repo.registry, generation, challenge, repo.repository);
-        continue;
-      }
-      if (isRetryableStatus(out.status)) return out;
-      host.fail(out.unauthorized?.repo ?? target, spec.label, out);
-    }
-  });
+// src/registry/retry.ts
+function retryAfterMs(value, now = Date.now()) {
+  if (!value) return void 0;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1e3;
+  const t = Date.parse(value);
+  return Number.isNaN(t) ? void 0 : Math.max(0, t - now);
 }
-async function putOnce(host, spec, session, attempt) {
-  const opened = await spec.open(attempt);
-  if (!("content" in opened)) return opened;
-  const { content } = opened;
-  const url = new URL(session, host.origin(spec.target.registry) + "/");
-  url.searchParams.set("digest", spec.digest);
-  const state = host.auth.state(spec.target.registry);
-  const headers = {
-    "content-type": "application/octet-stream",
-    "content-length": String(spec.size),
-    ...host.auth.headerFor(spec.target.registry, host.origin(spec.target.registry), url.toString())
-  };
-  try {
-    const res = await host.transport.sendOnce(
-      { method: "PUT", url: url.toString(), headers, body: content },
-      host.transport.headersTimeoutFor(attempt)
-    );
-    const body = Buffer.from(await res.body.arrayBuffer());
-    const out = { status: res.statusCode, headers: res.headers, body, url: res.url };
-    if (res.statusCode === 401)
-      out.unauthorized = { repo: spec.target, generation: state.generation };
-    return out;
-  } finally {
-    if (!(content instanceof Uint8Array) && !content.readableEnded) content.destroy();
+var RetryPolicy = class {
+  constructor(opts) {
+    this.opts = opts;
+    this.now = opts.now ?? Date.now;
   }
-}
-async function cancelUpload(host, target, session) {
-  const url = new URL(session, host.origin(target.registry) + "/").toString();
-  const headers = host.auth.headerFor(target.registry, host.origin(target.registry), url);
-  try {
-    const res = await host.transport.limiter.run(
-      () => host.transport.sendOnce({ method: "DELETE", url, headers })
-    );
-    await res.body.dump();
-  } catch {
-  }
-}
-async function openBlobStream(host, repo, digest, size, attempt) {
-  let url = `${host.origin(repo.registry)}/v2/${repo.repository}/blobs/${digest}`;
-  for (let hop = 0; hop < 6; hop++) {
-    const state = host.auth.state(repo.registry);
-    const sameOrigin = new URL(url).origin === host.origin(repo.registry);
-    const headers = host.auth.headerFor(repo.registry, host.origin(repo.registry), url);
-    const res = await host.transport.sendOnce(
-      { method: "GET", url, headers },
-      host.transport.headersTimeoutFor(attempt)
-    );
-    const length = header(res.headers, "content-length");
-    if (res.statusCode === 200 && length !== void 0 && Number(length) !== size) {
-      res.body.destroy();
-      throw new RegistryError(
-        `blob ${digest} in ${repoName(repo)} on registry ${repo.registry} is ${length} bytes, but the manifest that references it says ${size}`
+  opts;
+  now;
+  /**
+   * The wait before the retry that follows failed attempt `attempt` (0 = first), or the error to
+   * throw when retries or the budget have run out. `what` names the request in that error.
+   */
+  delayAfter(attempt, failure, what, details) {
+    const { retries, deadline } = this.opts;
+    const cap = this.opts.maxRetryDelayMs ?? 3e4;
+    const base = this.opts.baseDelayMs ?? 500;
+    const attempts = attempt + 1;
+    const last = `last error: ${failure.reason}`;
+    const err = { ...details, status: failure.status };
+    if (attempt >= retries) {
+      throw new RetriesExhaustedError(
+        `${what} failed after ${attempts} attempt(s): the retry budget is exhausted (retries: ${retries}); ${last}`,
+        err,
+        attempts,
+        false
       );
     }
-    if (res.statusCode === 200) return { content: res.body };
-    const body = Buffer.from(await res.body.arrayBuffer());
-    if (res.statusCode >= 300 && res.statusCode < 400 && res.headers.location) {
-      url = new URL(String(res.headers.location), url).toString();
-      continue;
+    const backoff = Math.min(cap, base * 2 ** attempt);
+    const delay = failure.hintedMs !== void 0 ? Math.min(cap, failure.hintedMs) : Math.round(backoff / 2 + (this.opts.random ?? Math.random)() * backoff / 2);
+    const left = deadline === void 0 ? Infinity : deadline - this.now();
+    if (delay >= left) {
+      const asked = failure.hintedMs !== void 0 ? ` (the registry asked to wait ${failure.hintedMs} ms)` : "";
+      throw new RetriesExhaustedError(
+        `${what} failed after ${attempts} attempt(s): the time budget is exhausted (${Math.max(0, Math.round(left))} ms left, the next retry would wait ${delay} ms${asked}); ${last}`,
+        err,
+        attempts,
+        true
+      );
     }
-    const out = { status: res.statusCode, headers: res.headers, body, url };
-    if (res.statusCode === 401 && sameOrigin)
-      out.unauthorized = { repo, generation: state.generation };
-    if (out.unauthorized || isRetryableStatus(res.statusCode)) return out;
-    host.fail(repo, `GET blob ${digest}`, out);
+    return delay;
   }
-  throw new RegistryError(`too many redirects reading blob ${digest} from ${repoName(repo)}`);
-}
+  sleep(ms) {
+    return this.opts.sleep?.(ms) ?? new Promise((r) => setTimeout(r, ms));
+  }
+  /**
+   * How long attempt `attempt` (0 = first) may wait for headers or between body chunks: a retry
+   * gets no more than what is left of the budget, so a registry that stalls for good fails near
+   * the deadline, not one timeout after it.
+   */
+  timeoutFor(attempt, requestTimeoutMs) {
+    const { deadline } = this.opts;
+    if (attempt === 0 || deadline === void 0) return requestTimeoutMs;
+    return Math.max(1, Math.min(requestTimeoutMs, deadline - this.now()));
+  }
+};
 
-// src/registry/client.ts
-var LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/;
-var RegistryClient = class {
-  transport;
-  auth;
-  schemes = /* @__PURE__ */ new Map();
+// src/registry/request.ts
+var MAX_REDIRECTS = 5;
+var REDIRECTS = /* @__PURE__ */ new Set([301, 302, 303, 307, 308]);
+var LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i;
+var TLS_HINT = /HTTP request to an HTTPS server/i;
+var RequestPath = class {
   constructor(opts) {
+    this.opts = opts;
     this.transport = new Transport(opts);
-    this.auth = new Authenticator(this.transport, opts.credentials, opts.onSecret);
+    this.retry = new RetryPolicy(opts);
+    this.limiter = new Limiter(opts.maxConcurrency);
+    this.auth = new Authenticator((r) => this.send(r), opts.credentials, opts.onSecret);
+  }
+  opts;
+  auth;
+  retryCount = 0;
+  transport;
+  retry;
+  limiter;
+  schemes = /* @__PURE__ */ new Map();
+  get requestCount() {
+    return this.transport.requestCount;
   }
   close() {
     return this.transport.close();
   }
-  /** Declare every repository up front so one token per registry covers them all. */
-  declare(repo, actions) {
-    this.auth.declare(repo.registry, repo.repository, actions);
-  }
-  /** Docker talks plain HTTP to loopback registries; everything else is HTTPS. */
-  scheme(registry) {
-    return this.schemes.get(registry) ?? (LOOPBACK.test(registry) ? "http" : "https");
-  }
+  /** Docker talks plain HTTP to loopback registries first; everything else is HTTPS. */
   origin(registry) {
-    return `${this.scheme(registry)}://${apiHost(registry)}`;
+    const scheme = this.schemes.get(registry) ?? (LOOPBACK.test(registry) ? "http" : "https");
+    return `${scheme}://${apiHost(registry)}`;
   }
-  async call(repo, o) {
-    const where = `${repoName(repo)} (${o.method} ${o.path.split("?")[0]})`;
-    for (let attempt = 0; ; attempt++) {
-      const state = this.auth.state(repo.registry);
-      const generation = state.generation;
-      const url = o.path.startsWith("http") ? o.path : this.origin(repo.registry) + o.path;
-      const headers = { ...o.headers, ...this.authFor(repo.registry, url) };
-      let res;
+  /** Sends `r`, retrying transient failures within the budget; anything unexpected throws. */
+  async send(r) {
+    let refreshed = false;
+    let switched = false;
+    let unauthorized = 0;
+    for (let attempt = 0; ; ) {
+      const session = r.session && await r.session(attempt);
+      const url = this.resolve(r, session?.url ?? r.url);
+      const generation = this.auth.generation(r.repo.registry);
+      let out;
       try {
-        res = await this.transport.send(
-          { method: o.method, url, headers, body: o.body },
-          o.maxBodyBytes
-        );
+        out = await this.limited(r, () => this.attempt(r, url, attempt, generation));
       } catch (e) {
-        throw this.networkError(repo, e, where);
-      }
-      if (res.status === 400 && await this.speaksTls(repo, res, o.method)) {
-        this.schemes.set(repo.registry, "https");
+        await session?.abandon();
+        if (!isTransientError(e)) throw this.failure(r, url, e);
+        await this.backOff(r, url, attempt++, { reason: describeFailure(e), cause: e });
         continue;
       }
-      if (res.status === 401 && attempt < 2) {
-        await this.auth.refresh(
-          repo.registry,
-          generation,
-          header(res.headers, "www-authenticate"),
-          repo.repository
-        );
+      if (!("generation" in out)) return out;
+      await session?.abandon();
+      if (out.status === 401 && !r.token && this.isRegistry(r, out.url)) {
+        const renewed = this.auth.generation(r.repo.registry) !== out.generation;
+        if (renewed && ++unauthorized < 4) continue;
+        if (out.generation > 0) {
+          if (refreshed) throw this.auth.refusal(r.repo.registry, r.repo.repository, this.where(r));
+          refreshed = true;
+        }
+        const challenge = header(out.headers, "www-authenticate");
+        await this.auth.refresh(r.repo.registry, out.generation, challenge, r.repo.repository);
         continue;
       }
-      if (res.status === 401) {
-        const hint = state.who === "anonymously" ? `no credentials are configured for ${repo.registry} (log in with docker/login-action or set the username/password inputs)` : `check the credentials for ${repo.registry} and that they may access ${repo.repository}`;
-        throw new RegistryError(
-          `registry ${repo.registry} refused ${where} ${state.who}: ${hint}`,
-          401
-        );
+      if (!switched && await this.speaksTls(r, url, out)) {
+        this.schemes.set(r.repo.registry, "https");
+        switched = true;
+        continue;
       }
-      return res;
+      if (isRetryableStatus(out.status)) {
+        const hintedMs = retryAfterMs(header(out.headers, "retry-after"), this.retry.now());
+        await this.backOff(r, url, attempt++, { ...this.statusText(out), hintedMs });
+        continue;
+      }
+      throw this.refused(r, out);
     }
   }
-  /** The Authorization header for `url`: our credentials go to the registry's own origin only. */
-  authFor(registry, url) {
-    return this.auth.headerFor(registry, this.origin(registry), url);
+  limited(r, fn) {
+    return r.unlimited ? fn() : this.limiter.run(fn);
+  }
+  /** A path resolves against the registry's origin; an absolute URL on its old origin follows a TLS switch. */
+  resolve(r, target) {
+    const origin = this.origin(r.repo.registry);
+    const url = new URL(target, origin + "/");
+    if (!r.token && url.protocol === "http:" && url.origin === origin.replace(/^https:/, "http:"))
+      url.protocol = new URL(origin).protocol;
+    return url;
+  }
+  isRegistry(r, url) {
+    return url.origin === this.origin(r.repo.registry);
+  }
+  /** One attempt, redirects included: the response, or the refusal to decide on. */
+  async attempt(r, start, attempt, generation) {
+    const timeout = this.retry.timeoutFor(attempt, this.opts.requestTimeoutMs);
+    const body = await r.body?.(attempt);
+    let url = start;
+    try {
+      for (let hop = 0; ; hop++) {
+        const ex = await this.transport.exchange(
+          r.method,
+          url,
+          this.headersFor(r, url),
+          body,
+          timeout
+        );
+        this.opts.onResponse?.(url.toString(), ex.headers);
+        const location = header(ex.headers, "location");
+        if (this.follows(r, ex.status) && location) {
+          await discardBody(ex, timeout);
+          if (hop >= MAX_REDIRECTS)
+            throw this.error(r, `too many redirects (over ${MAX_REDIRECTS})`);
+          url = this.redirectTarget(r, url, location);
+          continue;
+        }
+        if (r.expect === "any" ? !isRetryableStatus(ex.status) : r.expect.includes(ex.status))
+          return await this.accept(r, ex, url, timeout);
+        const refusal = await readErrorBody(ex, timeout);
+        return { status: ex.status, headers: ex.headers, url, body: refusal, generation };
+      }
+    } finally {
+      if (isStream(body) && !body.readableEnded) body.destroy();
+    }
   }
   /**
-   * Whether a 400 to a plain-HTTP loopback registry is Go's answer to HTTP on a TLS port. A HEAD
-   * answer has no body to tell by, so /v2/ is asked with a GET.
+   * The Authorization header for `url`, set here and nowhere else: the registry's credentials go
+   * to the registry's own origin only, a token request's to the realm it was sent to, and no
+   * redirect or upload Location on another origin gets any.
    */
-  async speaksTls(repo, res, method) {
-    if (this.scheme(repo.registry) !== "http") return false;
-    const tlsHint = (r) => r.status === 400 && /HTTP request to an HTTPS server/i.test(Buffer.from(r.body).toString());
-    if (tlsHint(res)) return true;
-    if (method !== "HEAD") return false;
-    const probe = await this.transport.send({ method: "GET", url: `${this.origin(repo.registry)}/v2/` }, 64 * 1024).catch(() => void 0);
-    return probe !== void 0 && tlsHint(probe);
+  headersFor(r, url) {
+    const credential = r.token ? url.origin === new URL(r.url).origin && r.token.credential : this.isRegistry(r, url) && this.auth.credential(r.repo.registry);
+    return credential ? { ...r.headers, authorization: credential } : { ...r.headers };
   }
-  networkError(repo, e, where) {
-    if (e instanceof RegistryError || e instanceof BodyTooLargeError) return e;
+  /** Redirects are followed for reads only, unless the caller wants to see them. */
+  follows(r, status) {
+    if (!REDIRECTS.has(status)) return false;
+    if (r.expect !== "any" && r.expect.includes(status)) return false;
+    return r.method === "GET" || r.method === "HEAD";
+  }
+  redirectTarget(r, from, location) {
+    let next;
+    try {
+      next = new URL(location, from);
+    } catch {
+      throw this.error(r, `the registry redirected to an invalid URL`);
+    }
+    if (next.protocol !== "https:" && next.protocol !== "http:")
+      throw this.error(
+        r,
+        `the registry redirected to a ${next.protocol} URL, which is not followed`
+      );
+    return next;
+  }
+  async accept(r, ex, url, timeout) {
+    const out = { status: ex.status, headers: ex.headers, url: url.toString() };
+    const read = r.read ?? "none";
+    if (read === "stream") return { ...out, body: new Uint8Array(), stream: ex.body };
+    if (read === "none" || r.method === "HEAD") {
+      await discardBody(ex, timeout);
+      return { ...out, body: new Uint8Array() };
+    }
+    try {
+      return { ...out, body: await readBody(ex, read.maxBytes, timeout) };
+    } catch (e) {
+      if (!(e instanceof BodyTooLargeError)) throw e;
+      throw this.error(
+        r,
+        `${r.what} on registry ${r.repo.registry} is larger than ${mib(read.maxBytes)}, the limit for ${read.limitName}`,
+        { cause: e }
+      );
+    }
+  }
+  /**
+   * Whether a 400 to a loopback registry over plain HTTP is Go's answer to HTTP on a TLS port. A
+   * HEAD answer has no body to tell by, so /v2/ is asked with a GET.
+   */
+  async speaksTls(r, url, out) {
+    if (out.status !== 400 || r.token || url.protocol !== "http:") return false;
+    if (!LOOPBACK.test(r.repo.registry) || url.host !== apiHost(r.repo.registry)) return false;
+    if (this.origin(r.repo.registry).startsWith("https:")) return true;
+    if (TLS_HINT.test(Buffer.from(out.body).toString("utf8"))) return true;
+    if (r.method !== "HEAD") return false;
+    const probe = await this.send({
+      repo: r.repo,
+      method: "GET",
+      url: `${url.origin}/v2/`,
+      what: "GET /v2/",
+      expect: "any",
+      read: { maxBytes: 64 * 1024, limitName: "error bodies" }
+    }).catch(() => void 0);
+    return !!probe && TLS_HINT.test(Buffer.from(probe.body).toString("utf8"));
+  }
+  async backOff(r, url, attempt, failure) {
+    const what = `${r.label ?? `${r.method} ${url.pathname}`} on ${url.host}`;
+    const details = { ...this.details(r), status: failure.status, cause: failure.cause };
+    if (r.once) throw new RegistryError(`${what} failed: ${failure.reason}`, details);
+    const delayMs = this.retry.delayAfter(attempt, failure, what, details);
+    this.retryCount++;
+    this.opts.onRetry?.({
+      url: url.toString(),
+      attempt: attempt + 1,
+      delayMs,
+      reason: failure.reason
+    });
+    await this.retry.sleep(delayMs);
+  }
+  statusText(out) {
+    const { code, text } = describeErrorBody(Buffer.from(out.body).toString("utf8"));
+    return { reason: `HTTP ${out.status}${text ? ` (${text})` : ""}`, status: out.status, code };
+  }
+  /** "app/x (GET /v2/app/x/manifests/1)", for network errors. */
+  where(r) {
+    return `${repoName(r.repo)} (${r.method} ${r.url.split("?")[0]})`;
+  }
+  details(r) {
+    return { registry: r.repo.registry, repository: r.repo.repository, request: this.asked(r) };
+  }
+  /** "GET manifest app:1", or the caller's label. */
+  asked(r) {
+    return r.label ?? `${r.method} ${r.what}`;
+  }
+  error(r, message, more = {}) {
+    return new RegistryError(message, { ...this.details(r), ...more });
+  }
+  /** A status the caller did not expect, not worth retrying. */
+  refused(r, out) {
+    const { reason, status, code } = this.statusText(out);
+    return this.error(r, `${this.asked(r)} in ${repoName(r.repo)} failed: ${reason}`, {
+      status,
+      code
+    });
+  }
+  /** A failure that is not an HTTP status: TLS, an unreachable host, or one of our own errors. */
+  failure(r, url, e) {
+    if (e instanceof RegistryError) return e;
     const err = e;
     const code = err.cause?.code ?? err.code ?? "";
     const msg = err.cause?.message ?? err.message ?? String(e);
+    const host = r.token ? `token server ${url.host} of registry ${r.repo.registry}` : `registry ${r.repo.registry}`;
     if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY/i.test(code + msg)) {
-      return new RegistryError(
-        `TLS error talking to registry ${repo.registry} for ${where}: ${msg}. Trust its CA with NODE_EXTRA_CA_CERTS, or list it in insecure-registries`
+      return this.error(
+        r,
+        `TLS error talking to ${host} for ${this.where(r)}: ${msg}. Trust its CA with NODE_EXTRA_CA_CERTS, or list it in insecure-registries`,
+        { cause: e }
       );
     }
-    return new RegistryError(
-      `cannot reach registry ${repo.registry} for ${where}: ${code ? code + " " : ""}${msg}`
+    return this.error(
+      r,
+      `cannot reach ${host} for ${this.where(r)}: ${code ? code + " " : ""}${msg}`,
+      {
+        cause: e
+      }
     );
   }
-  fail(repo, what, res) {
-    const { code, text } = describeErrorBody(Buffer.from(res.body).toString("utf8"));
+};
+function isStream(body) {
+  return body !== void 0 && typeof body !== "string" && !(body instanceof Uint8Array);
+}
+function mib(bytes) {
+  return `${bytes / 1024 / 1024} MiB`;
+}
+
+// src/registry/upload.ts
+async function upload(send, spec) {
+  const { target } = spec;
+  let opened = spec.session;
+  await send({
+    repo: target,
+    method: "PUT",
+    url: `/v2/${target.repository}/blobs/uploads/`,
+    what: spec.label,
+    label: spec.label,
+    expect: [201, 204],
+    headers: { "content-type": "application/octet-stream", "content-length": String(spec.size) },
+    body: spec.open,
+    session: async () => {
+      const location = opened ?? await startSession(send, target);
+      opened = void 0;
+      return {
+        url: withQuery(location, "digest", spec.digest),
+        abandon: () => cancelSession(send, target, location)
+      };
+    }
+  });
+}
+async function startSession(send, target) {
+  const res = await send({
+    repo: target,
+    method: "POST",
+    url: `/v2/${target.repository}/blobs/uploads/`,
+    what: "blob upload",
+    expect: [202],
+    headers: { "content-length": "0" }
+  });
+  const location = header(res.headers, "location");
+  if (!location) {
     throw new RegistryError(
-      `${what} in ${repoName(repo)} failed: HTTP ${res.status}${text ? ` (${text})` : ""}`,
-      res.status,
-      code
+      `registry ${target.registry} opened an upload session in ${target.repository} without a Location`,
+      { registry: target.registry, repository: target.repository, request: "POST blob upload" }
     );
+  }
+  return location;
+}
+async function cancelSession(send, target, location) {
+  await send({
+    repo: target,
+    method: "DELETE",
+    url: location,
+    what: "blob upload session",
+    expect: "any",
+    once: true
+  }).catch(() => void 0);
+}
+function withQuery(location, name, value) {
+  const absolute = URL.canParse(location);
+  const u = new URL(location, "http://relative.invalid");
+  u.searchParams.set(name, value);
+  return absolute ? u.toString() : u.pathname + u.search;
+}
+
+// src/registry/client.ts
+var MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+var MANIFESTS = { maxBytes: MAX_MANIFEST_BYTES, limitName: "manifests" };
+var RegistryClient = class {
+  path;
+  constructor(opts) {
+    this.path = new RequestPath(opts);
+  }
+  /** Requests sent (every exchange, redirects and retries included) and retries made. */
+  get stats() {
+    return { requests: this.path.requestCount, retries: this.path.retryCount };
+  }
+  close() {
+    return this.path.close();
+  }
+  /** Declare every repository up front so one token per registry covers them all. */
+  declare(repo, actions) {
+    this.path.auth.declare(repo.registry, repo.repository, actions);
+  }
+  request(r) {
+    return this.path.send(r);
   }
   /**
    * GETs a manifest. By digest, the bytes are verified against it; by tag, against the
@@ -33954,51 +34171,45 @@ var RegistryClient = class {
     const what = `manifest ${repoName(repo)}${reference.includes(":") ? "@" : ":"}${reference}`;
     let res;
     try {
-      res = await this.call(repo, {
+      res = await this.request({
+        repo,
         method: "GET",
-        path: `/v2/${repo.repository}/manifests/${reference}`,
+        url: `/v2/${repo.repository}/manifests/${reference}`,
+        what,
+        expect: [200],
         headers: { accept: MANIFEST_ACCEPT },
-        maxBodyBytes: MAX_MANIFEST_BYTES
+        read: MANIFESTS
       });
     } catch (e) {
-      if (e instanceof BodyTooLargeError) {
-        throw new RegistryError(
-          `${what} on registry ${repo.registry} is larger than 4 MiB, the limit for manifests`
-        );
-      }
-      throw e;
+      if (!isNotFound(e)) throw e;
+      throw new RegistryError(`${what} not found on registry ${repo.registry}`, {
+        ...detailsOf(e),
+        code: "MANIFEST_UNKNOWN"
+      });
     }
-    if (res.status === 404) {
-      throw new RegistryError(
-        `${what} not found on registry ${repo.registry}`,
-        404,
-        "MANIFEST_UNKNOWN"
-      );
-    }
-    if (res.status !== 200) this.fail(repo, `GET ${what}`, res);
     const bytes = res.body;
     const mediaType = declaredMediaType(bytes) ?? (header(res.headers, "content-type") ?? "").split(";")[0].trim();
-    const isDigest2 = reference.includes(":");
-    const served = header(res.headers, "docker-content-digest");
-    const expected = isDigest2 ? reference : served;
-    let digest;
-    if (expected) {
-      verifyDigest(bytes, expected, `${what} from registry ${repo.registry}`);
-      digest = expected;
-    } else {
-      digest = digestOf(bytes, "sha256");
-    }
-    return { bytes, mediaType, digest };
+    const expected = reference.includes(":") ? reference : header(res.headers, "docker-content-digest");
+    if (!expected) return { bytes, mediaType, digest: digestOf(bytes, "sha256") };
+    verifyDigest(bytes, expected, `${what} from registry ${repo.registry}`);
+    return { bytes, mediaType, digest: expected };
   }
-  /** HEADs a manifest; undefined when absent (404, and 403 as Artifactory answers for missing tags). */
+  /** HEADs a manifest; undefined when absent (404, or 403 as Artifactory answers for missing tags). */
   async headManifest(repo, reference) {
-    const res = await this.call(repo, {
-      method: "HEAD",
-      path: `/v2/${repo.repository}/manifests/${reference}`,
-      headers: { accept: MANIFEST_ACCEPT }
-    });
-    if (res.status === 404 || res.status === 403) return void 0;
-    if (res.status !== 200) this.fail(repo, `HEAD manifest ${reference}`, res);
+    let res;
+    try {
+      res = await this.request({
+        repo,
+        method: "HEAD",
+        url: `/v2/${repo.repository}/manifests/${reference}`,
+        what: `manifest ${reference}`,
+        expect: [200],
+        headers: { accept: MANIFEST_ACCEPT }
+      });
+    } catch (e) {
+      if (isAbsent(e)) return void 0;
+      throw e;
+    }
     const digest = header(res.headers, "docker-content-digest");
     if (!digest) {
       const m = await this.getManifest(repo, reference);
@@ -34012,19 +34223,24 @@ var RegistryClient = class {
   }
   /** PUTs manifest bytes as they are and checks the registry's digest equals ours. */
   async putManifest(repo, reference, m) {
-    const res = await this.call(repo, {
+    const res = await this.request({
+      repo,
       method: "PUT",
-      path: `/v2/${repo.repository}/manifests/${reference}`,
+      url: `/v2/${repo.repository}/manifests/${reference}`,
+      what: `manifest ${reference}`,
+      expect: [200, 201],
       headers: { "content-type": m.mediaType },
-      body: m.bytes
+      body: () => m.bytes
     });
-    if (res.status !== 201 && res.status !== 200) {
-      this.fail(repo, `PUT manifest ${reference}`, res);
-    }
     const served = header(res.headers, "docker-content-digest");
     if (served && served !== m.digest) {
       throw new RegistryError(
-        `registry ${repo.registry} stored manifest ${reference} in ${repoName(repo)} under digest ${served}, but the bytes sent hash to ${m.digest}`
+        `registry ${repo.registry} stored manifest ${reference} in ${repoName(repo)} under digest ${served}, but the bytes sent hash to ${m.digest}`,
+        {
+          registry: repo.registry,
+          repository: repo.repository,
+          request: `PUT manifest ${reference}`
+        }
       );
     }
   }
@@ -34035,117 +34251,109 @@ var RegistryClient = class {
   async listReferrers(repo, digest) {
     const what = `referrers of ${digest} in ${repoName(repo)} on registry ${repo.registry}`;
     const descriptors = [];
-    let path = `/v2/${repo.repository}/referrers/${digest}`;
-    for (let page = 0; path && page < 100; page++) {
-      const res = await this.call(repo, {
-        method: "GET",
-        path,
-        headers: { accept: OCI_INDEX },
-        maxBodyBytes: MAX_MANIFEST_BYTES
-      });
-      if (page === 0 && (res.status === 404 || res.status === 400 || res.status === 405)) break;
-      if (res.status !== 200) this.fail(repo, `GET ${what}`, res);
+    let url = `/v2/${repo.repository}/referrers/${digest}`;
+    for (let page = 0; url && page < 100; page++) {
+      let res;
+      try {
+        res = await this.request({
+          repo,
+          method: "GET",
+          url,
+          what: `referrers of ${digest}`,
+          expect: [200],
+          headers: { accept: OCI_INDEX },
+          read: MANIFESTS
+        });
+      } catch (e) {
+        if (page === 0 && isUnsupported(e)) break;
+        throw e;
+      }
       descriptors.push(...indexEntries(res.body, what));
-      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res.headers, "link") ?? "")?.[1];
-      path = next && new URL(next, this.origin(repo.registry)).toString();
-      if (!path) return { via: "api", descriptors };
+      url = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res.headers, "link") ?? "")?.[1];
+      if (url) url = new URL(url, res.url).toString();
+      else return { via: "api", descriptors };
     }
     if (descriptors.length) return { via: "api", descriptors };
     try {
       const m = await this.getManifest(repo, referrersTag(digest));
       return { via: "tag", descriptors: indexEntries(m.bytes, what) };
     } catch (e) {
-      if (e instanceof RegistryError && (e.status === 404 || e.status === 403)) {
-        return { via: "tag", descriptors: [] };
-      }
+      if (isAbsent(e)) return { via: "tag", descriptors: [] };
       throw e;
     }
   }
+  /** Whether the blob is in `repo`; a redirect to storage counts as present. */
   async blobExists(repo, digest) {
-    const res = await this.call(repo, {
-      method: "HEAD",
-      path: `/v2/${repo.repository}/blobs/${digest}`
-    });
-    if (res.status === 200 || res.status === 307 || res.status === 302) return true;
-    if (res.status === 404) return false;
-    this.fail(repo, `HEAD blob ${digest}`, res);
+    try {
+      await this.request({
+        repo,
+        method: "HEAD",
+        url: `/v2/${repo.repository}/blobs/${digest}`,
+        what: `blob ${digest}`,
+        expect: [200, 302, 307]
+      });
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
   }
   /** GETs a small blob (an image config) into memory, verified against its digest. */
-  async getBlob(repo, digest, maxBytes = 16 * 1024 * 1024) {
-    const res = await this.call(repo, {
-      method: "GET",
-      path: `/v2/${repo.repository}/blobs/${digest}`,
-      maxBodyBytes: maxBytes
-    });
-    let body = res.body;
-    if (res.status >= 300 && res.status < 400) {
-      body = (await this.followRedirect(repo, res, maxBytes)).body;
-    } else if (res.status === 404) {
+  async getBlob(repo, digest) {
+    let res;
+    try {
+      res = await this.request({
+        repo,
+        method: "GET",
+        url: `/v2/${repo.repository}/blobs/${digest}`,
+        what: `blob ${digest}`,
+        expect: [200],
+        read: { maxBytes: MAX_CONFIG_BYTES, limitName: "configs" }
+      });
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
       throw new RegistryError(
         `blob ${digest} not found in ${repoName(repo)} on registry ${repo.registry}`,
-        404,
-        "BLOB_UNKNOWN"
+        { ...detailsOf(e), code: "BLOB_UNKNOWN" }
       );
-    } else if (res.status !== 200) {
-      this.fail(repo, `GET blob ${digest}`, res);
     }
-    verifyDigest(body, digest, `blob ${digest} from ${repoName(repo)}`);
-    return body;
-  }
-  /** Blob GETs are often redirected to object storage: follow without our Authorization header. */
-  async followRedirect(repo, res, maxBytes) {
-    let current = res;
-    for (let hop = 0; hop < 5 && current.status >= 300 && current.status < 400; hop++) {
-      const location = header(current.headers, "location");
-      if (!location) break;
-      const next = new URL(location, current.url).toString();
-      const headers = this.authFor(repo.registry, next);
-      current = await this.transport.send({ method: "GET", url: next, headers }, maxBytes);
-    }
-    if (current.status !== 200) this.fail(repo, `GET redirected blob`, current);
-    return current;
+    verifyDigest(res.body, digest, `blob ${digest} from ${repoName(repo)}`);
+    return res.body;
   }
   /**
    * Tries a cross-repository mount. Returns 'mounted', or the Location of the upload session
-   * the registry opened instead (202), or undefined when it refused outright (any error:
-   * Harbor answers 401, others 400 or 404), in which case the caller uploads.
+   * the registry opened instead (202), or nothing when it refused outright (Harbor answers 401,
+   * others 400 or 404), in which case the caller uploads.
    */
   async mountBlob(target, digest, from) {
-    const res = await this.call(target, {
-      method: "POST",
-      path: `/v2/${target.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from.repository)}`,
-      headers: { "content-length": "0" }
-    }).catch((e) => {
-      if (e instanceof RegistryError && e.status === 401) return void 0;
+    let res;
+    try {
+      res = await this.request({
+        repo: target,
+        method: "POST",
+        url: `/v2/${target.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from.repository)}`,
+        what: `mount of blob ${digest} from ${from.repository}`,
+        expect: [201, 202],
+        headers: { "content-length": "0" }
+      });
+    } catch (e) {
+      if (isRefused(e)) return {};
       throw e;
-    });
-    if (!res) return {};
+    }
     if (res.status === 201) return "mounted";
-    if (res.status === 202) return { location: header(res.headers, "location") };
-    return {};
+    return { location: header(res.headers, "location") };
   }
   /** Uploads a small blob held in memory (one POST, one PUT); false when the target had it. */
   async uploadBlob(target, digest, bytes) {
     if (await this.blobExists(target, digest)) return false;
-    await uploadInSessions(this, {
+    await upload((r) => this.request(r), {
       target,
       digest,
       size: bytes.length,
       label: `upload of blob ${digest} to ${repoName(target)}`,
-      open: () => Promise.resolve({ content: bytes })
+      open: () => bytes
     });
     return true;
-  }
-  /** Opens an upload session; used by upload.ts. */
-  async startUpload(target) {
-    const res = await this.call(target, {
-      method: "POST",
-      path: `/v2/${target.repository}/blobs/uploads/`,
-      headers: { "content-length": "0" }
-    });
-    const location = header(res.headers, "location");
-    if (res.status !== 202 || !location) this.fail(target, "starting a blob upload", res);
-    return location;
   }
   /**
    * Streams a blob from `source` into `target` without holding it in memory: GET piped into a
@@ -34153,14 +34361,36 @@ var RegistryClient = class {
    * with a new upload session and a new GET (see upload.ts).
    */
   async copyBlob(source, target, digest, size, uploadLocation) {
-    await uploadInSessions(this, {
+    await upload((r) => this.request(r), {
       target,
       digest,
       size,
       label: `copy of blob ${digest} from ${repoName(source)} to ${repoName(target)}`,
-      open: (attempt) => openBlobStream(this, source, digest, size, attempt),
+      open: () => this.openBlob(source, digest, size),
       session: uploadLocation
     });
+  }
+  /** A blob's content as a stream, for a copy; the PUT it feeds holds the limiter's slot. */
+  async openBlob(repo, digest, size) {
+    const res = await this.request({
+      repo,
+      method: "GET",
+      url: `/v2/${repo.repository}/blobs/${digest}`,
+      what: `blob ${digest}`,
+      expect: [200],
+      read: "stream",
+      unlimited: true
+    });
+    const stream = res.stream;
+    const length = header(res.headers, "content-length");
+    if (length !== void 0 && Number(length) !== size) {
+      stream.destroy();
+      throw new RegistryError(
+        `blob ${digest} in ${repoName(repo)} on registry ${repo.registry} is ${length} bytes, but the manifest that references it says ${size}`,
+        { registry: repo.registry, repository: repo.repository, request: `GET blob ${digest}` }
+      );
+    }
+    return stream;
   }
 };
 function referrersTag(digest) {
@@ -34189,7 +34419,7 @@ async function getIfPresent(store, repo, ref2) {
   try {
     return await store.get(repo, ref2);
   } catch (e) {
-    if (e instanceof RegistryError && (e.status === 404 || e.status === 403)) return void 0;
+    if (isAbsent(e)) return void 0;
     throw e;
   }
 }
@@ -34265,6 +34495,143 @@ async function copyAttached(client, copier, attached, log) {
   );
 }
 
+// src/apply.ts
+async function apply(client, store, opts, targets, plan, results, log) {
+  const pushTargets = reposToPush(targets, opts.tags, results);
+  await log.group(
+    "Copy children into target repositories",
+    () => copyChildren(client, store, opts, targets, pushTargets, plan.children, log)
+  );
+  if (opts.deadline !== void 0 && Date.now() > opts.deadline) {
+    throw new RegistryError(
+      "the time budget (input timeout) ran out before the tags were pushed: no tag moved"
+    );
+  }
+  await log.group("Push tags", () => pushTags(client, opts, targets, plan.index, results, log));
+}
+async function copyChildren(client, store, opts, targets, pushTargets, children, log) {
+  const copiers = targets.map((t) => new TargetCopier(client, t, (d) => store.knownConfig(d)));
+  const pushing = copiers.filter((c) => pushTargets.includes(c.target));
+  const [attached] = await Promise.all([
+    opts.copyReferrers ? findAttached(client, store, children, log) : [],
+    allSettledOrThrow(pushing.map((c) => ensureChildren(c, store, children)))
+  ]);
+  if (attached.length)
+    await allSettledOrThrow(copiers.map((c) => copyAttached(client, c, attached, log)));
+  for (const c of pushing) log.info(c.describe());
+  if (pushTargets.length === 0) log.info("every tag is already current: nothing to copy");
+}
+async function pushTags(client, opts, targets, index, results, log) {
+  const settled = await Promise.allSettled(
+    targets.map(async (repo) => {
+      for (const [i, t] of opts.tags.entries()) {
+        if (repoName(t) === repoName(repo)) await pushTag(client, opts, t, index, results[i], log);
+      }
+    })
+  );
+  const failed = settled.find((x) => x.status === "rejected");
+  if (failed) {
+    await rollBack(client, opts.tags, results, index.digest, log);
+    throw failed.reason;
+  }
+}
+async function pushTag(client, opts, t, index, r, log) {
+  if (r.outcome === "unchanged") {
+    log.info(`${r.ref} already points at ${index.digest}: not pushed again`);
+    return;
+  }
+  try {
+    await client.putManifest(t, t.tag ?? "latest", index);
+  } catch (e) {
+    if (!(e instanceof RegistryError && isTagConflict(e)) || !r.previous) throw e;
+    if (isDenied(e) && opts.onConflict !== "fail") await client.putManifest(t, index.digest, index);
+    handleConflict(opts, t, r, e, log);
+    r.outcome = "skipped";
+    return;
+  }
+  r.moved = true;
+  log.info(`pushed ${r.ref} -> ${index.digest}${r.previous ? ` (was ${r.previous})` : ""}`);
+}
+function handleConflict(opts, t, r, e, log) {
+  const message = `tag ${r.ref} holds ${r.previous} and the registry refused to overwrite it (HTTP ${e.status}): the credentials lack overwrite (delete) permission on ${repoName(t)}, or the tag is immutable`;
+  if (opts.onConflict === "skip") log.info(`skipped: ${message}`);
+  else if (opts.onConflict === "warn") log.warning(message);
+  else {
+    throw new RegistryError(`${message} (set on-conflict: skip or warn to go on)`, {
+      status: e.status,
+      code: e.code,
+      registry: t.registry,
+      repository: t.repository,
+      request: e.request,
+      cause: e
+    });
+  }
+}
+async function rollBack(client, tags, results, digest, log) {
+  await Promise.all(
+    tags.map(async (t, i) => {
+      const r = results[i];
+      if (r.outcome !== "pushed" || !r.moved) return;
+      if (!r.previous) {
+        log.warning(
+          `${r.ref} did not exist before this run and now holds the new index: delete it by hand if needed`
+        );
+        return;
+      }
+      try {
+        const now = await client.headManifest(t, t.tag ?? "latest");
+        if (now?.digest !== digest) {
+          log.warning(
+            `${r.ref} now holds ${now?.digest ?? "nothing"}, not this run's index: left as it is`
+          );
+          return;
+        }
+        const previous = await client.getManifest(t, r.previous);
+        await client.putManifest(t, t.tag ?? "latest", previous);
+        log.warning(`${r.ref} put back on ${r.previous} because another tag could not be pushed`);
+      } catch (e) {
+        log.warning(`${r.ref} could not be put back on ${r.previous}: ${e.message}`);
+      }
+    })
+  );
+}
+
+// src/manifest-store.ts
+var ManifestStore = class {
+  constructor(client) {
+    this.client = client;
+  }
+  client;
+  manifests = new OnceMap();
+  configs = new OnceMap();
+  /** Whether children found in an index from `repo` will be copied, so are worth fetching early. */
+  willCopyFrom = () => false;
+  /**
+   * Starts fetching a child manifest that copying will need, while the other sources are still
+   * resolving: this takes a round trip off the critical path. Errors surface when it is awaited.
+   */
+  prefetch(repo, digest) {
+    if (this.willCopyFrom(repo)) this.get(repo, digest).catch(() => void 0);
+  }
+  get(repo, reference) {
+    if (reference.includes(":")) {
+      return this.manifests.get(reference, () => this.client.getManifest(repo, reference));
+    }
+    return this.manifests.get(`${repoName(repo)}:${reference}`, async () => {
+      const m = await this.client.getManifest(repo, reference);
+      this.manifests.seed(m.digest, m);
+      return m;
+    });
+  }
+  /** A config already fetched (or being fetched) while resolving, for copies to reuse. */
+  knownConfig(digest) {
+    return this.configs.peek(digest);
+  }
+  config(repo, digest) {
+    return this.configs.get(digest, () => this.client.getBlob(repo, digest));
+  }
+};
+
 // src/core/attestations.ts
 var PREDICATE_TYPE_KEY = "in-toto.io/predicate-type";
 function isProvenance(predicateType) {
@@ -34334,40 +34701,6 @@ async function stripProvenanceFrom(store, children, decisions) {
 }
 
 // src/resolve.ts
-var ManifestStore = class {
-  constructor(client) {
-    this.client = client;
-  }
-  client;
-  manifests = new OnceMap();
-  configs = new OnceMap();
-  /** Whether children found in an index from `repo` will be copied, so are worth fetching early. */
-  willCopyFrom = () => false;
-  /**
-   * Starts fetching a child manifest that copying will need, while the other sources are still
-   * resolving: this takes a round trip off the critical path. Errors surface when it is awaited.
-   */
-  prefetch(repo, digest) {
-    if (this.willCopyFrom(repo)) this.get(repo, digest).catch(() => void 0);
-  }
-  get(repo, reference) {
-    if (reference.includes(":")) {
-      return this.manifests.get(reference, () => this.client.getManifest(repo, reference));
-    }
-    return this.manifests.get(`${repoName(repo)}:${reference}`, async () => {
-      const m = await this.client.getManifest(repo, reference);
-      this.manifests.seed(m.digest, m);
-      return m;
-    });
-  }
-  /** A config already fetched (or being fetched) while resolving, for copies to reuse. */
-  knownConfig(digest) {
-    return this.configs.peek(digest);
-  }
-  config(repo, digest) {
-    return this.configs.get(digest, () => this.client.getBlob(repo, digest));
-  }
-};
 async function resolveSources(store, sources) {
   const lists = await allSettledOrThrow(sources.map((s) => resolveSource(store, s)));
   return lists.flat();
@@ -34415,7 +34748,8 @@ async function imageChild(store, spec, descriptor, manifest, where) {
 }
 async function walkIndex(store, spec, raw, where) {
   const parsed = parseManifest(raw, where);
-  if (parsed.kind !== "index") throw new Error(`${where}: expected an index at ${raw.digest}`);
+  if (parsed.kind !== "index")
+    throw new ManifestError(`${where}: expected an index at ${raw.digest}`);
   const entries = unwrapIndex(parsed.index, `${where} (index ${raw.digest})`);
   const lists = await allSettledOrThrow(
     entries.map(async ({ role, descriptor }) => {
@@ -34439,7 +34773,7 @@ async function walkIndex(store, spec, raw, where) {
           const child = await store.get(spec.ref, descriptor.digest);
           const p = parseManifest(child, `${where} (${descriptor.digest})`);
           if (p.kind !== "image")
-            throw new Error(`${where}: ${descriptor.digest} is not an image manifest`);
+            throw new ManifestError(`${where}: ${descriptor.digest} is not an image manifest`);
           return [await imageChild(store, spec, descriptor, p.manifest, where)];
         }
       }
@@ -34449,8 +34783,6 @@ async function walkIndex(store, spec, raw, where) {
 }
 
 // src/merge.ts
-var MergeInputError = class extends Error {
-};
 function uniqueRepos(refs) {
   const map = /* @__PURE__ */ new Map();
   for (const r of refs) map.set(repoName(r), { registry: r.registry, repository: r.repository });
@@ -34460,103 +34792,91 @@ async function merge2(client, opts, log) {
   const targets = uniqueRepos(opts.tags);
   for (const t of targets) client.declare(t, opts.dryRun ? ["pull"] : ["pull", "push"]);
   for (const s of uniqueRepos(opts.sources.map((s2) => s2.ref))) client.declare(s, ["pull"]);
+  const store = createStore(client, opts, targets);
+  const appendBase = opts.append ? readTag(store, opts.tags[0]) : void 0;
+  const current = currentDigests(client, opts.tags, appendBase, log);
+  const plan = await log.group(
+    "Resolve sources",
+    () => resolveAndPlan(store, opts, appendBase, log)
+  );
+  const tags = planTags(opts.tags, await current, plan.index.digest, opts.dryRun);
+  if (opts.dryRun) logDryRun(tags, plan.index.digest, log);
+  else await apply(client, store, opts, targets, plan, tags, log);
+  return mergeResult(opts, targets, plan, tags);
+}
+function createStore(client, opts, targets) {
   const store = new ManifestStore(client);
   if (!opts.dryRun && !opts.platforms) {
     store.willCopyFrom = (repo) => opts.attestations === "strip-provenance" || targets.some((t) => !sameRepository(t, repo));
   }
-  const first = opts.tags[0];
-  const appendBase = opts.append ? store.get(first, first.tag ?? "latest").catch((e) => {
-    if (e instanceof RegistryError && e.status === 404) return void 0;
+  return store;
+}
+function readTag(store, tag) {
+  return store.get(tag, tag.tag ?? "latest").catch((e) => {
+    if (isAbsent(e)) return void 0;
     throw e;
-  }) : void 0;
-  const heads = opts.tags.map((t, i) => {
-    if (i === 0 && appendBase) {
-      return appendBase.then((m) => m && { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length }).catch(() => void 0);
-    }
-    return client.headManifest(t, t.tag ?? "latest").catch((e) => {
-      log.debug(`HEAD ${formatReference(t)} failed (${e.message}); it will be pushed`);
-      return void 0;
-    });
   });
-  const resolved = await log.group("Resolve sources", async () => {
-    const [fromSources, existing] = await Promise.all([
-      resolveSources(store, opts.sources),
-      appendBase?.then(async (m) => {
-        if (!m) {
-          log.info(
-            `append: ${formatReference(first)} does not exist yet; merging the sources alone`
+}
+function currentDigests(client, tags, appendBase, log) {
+  return Promise.all(
+    tags.map((t, i) => {
+      if (i === 0 && appendBase) return appendBase.then((m) => m?.digest).catch(() => void 0);
+      return client.headManifest(t, t.tag ?? "latest").then(
+        (head) => head?.digest,
+        (e) => {
+          log.debug(
+            `HEAD ${formatReference(t)} failed (${e.message}); it will be pushed`
           );
-          return [];
+          return void 0;
         }
-        const spec = {
-          input: `${formatReference(first)} (current)`,
-          ref: { ...first, digest: m.digest }
-        };
-        return (await resolveSource(store, spec)).map((c) => ({ ...c, existing: true }));
-      }) ?? []
-    ]);
-    const all = [...existing, ...fromSources];
-    for (const c of all) {
-      const p = c.descriptor.platform;
-      const what = c.kind === "image" && p ? formatPlatformFull(p) : `attestation for ${c.subject ?? "?"}`;
-      log.info(`${c.sourceInput}: ${what} ${c.descriptor.digest} (${c.descriptor.mediaType})`);
-    }
-    const selection = selectChildren(all, opts);
-    let children2 = selection.children;
-    if (opts.platforms && !children2.some((c) => c.kind === "image")) {
-      const found = all.filter((c) => c.kind === "image").map((c) => formatPlatformFull(c.descriptor.platform));
-      throw new MergeInputError(
-        `input platforms: ${opts.platforms.map(formatPlatformFull).join(", ")} matches none of the images found (${found.join(", ")})`
       );
-    }
-    if (opts.requirePlatforms) {
-      const problem = checkRequiredPlatforms(
-        children2,
-        opts.requirePlatforms,
-        !!opts.allowExtraPlatforms,
-        opts.sources.map((s) => s.input)
-      );
-      if (problem) throw new MergeInputError(problem);
-    }
-    if (opts.attestations === "strip-provenance") {
-      children2 = await stripProvenanceFrom(store, children2, selection.decisions);
-    }
-    const extra = opts.descriptorAnnotations ?? {};
-    if (Object.keys(extra).length) {
-      children2 = children2.map(
-        (c) => c.kind === "image" ? {
-          ...c,
-          descriptor: {
-            ...c.descriptor,
-            annotations: { ...c.descriptor.annotations, ...extra }
-          }
-        } : c
-      );
-    }
-    for (const d of selection.decisions) log.info(d);
-    const index2 = buildIndex(
-      children2.map((c) => c.descriptor),
-      { format: opts.format, annotations: opts.annotations }
-    );
-    log.info(`index ${index2.digest} (${index2.mediaType}, ${children2.length} entries)`);
-    return { all, children: children2, decisions: selection.decisions, index: index2 };
-  });
-  const { children, index } = resolved;
-  const current = await Promise.all(heads);
-  const tagResults = opts.tags.map((t, i) => {
-    const previous = current[i]?.digest;
-    const outcome = previous === index.digest ? "unchanged" : opts.dryRun ? "dry-run" : "pushed";
-    return previous ? { ref: formatReference(t), outcome, previous } : { ref: formatReference(t), outcome };
-  });
-  if (opts.dryRun) {
-    for (const t of tagResults) {
-      log.info(
-        t.outcome === "unchanged" ? `${t.ref} already points at ${index.digest}` : `dry-run: would push ${t.ref} (now ${t.previous ?? "absent"})`
-      );
-    }
-  } else {
-    await copyAndPush(client, store, opts, targets, children, index, tagResults, log);
+    })
+  );
+}
+async function resolveAndPlan(store, opts, appendBase, log) {
+  const [fromSources, existing] = await Promise.all([
+    resolveSources(store, opts.sources),
+    appendBase ? resolveExisting(store, opts.tags[0], appendBase, log) : []
+  ]);
+  const all = [...existing, ...fromSources];
+  for (const c of all) log.info(describeFound(c));
+  const entries = selectEntries(
+    all,
+    opts,
+    opts.sources.map((s) => s.input)
+  );
+  let children = entries.children;
+  if (opts.attestations === "strip-provenance") {
+    children = await stripProvenanceFrom(store, children, entries.decisions);
   }
+  for (const d of entries.decisions) log.info(d);
+  const { index, children: indexed } = planIndex(children, opts);
+  log.info(`index ${index.digest} (${index.mediaType}, ${indexed.length} entries)`);
+  return { all, children: indexed, decisions: entries.decisions, index };
+}
+async function resolveExisting(store, first, appendBase, log) {
+  const m = await appendBase;
+  if (!m) {
+    log.info(`append: ${formatReference(first)} does not exist yet; merging the sources alone`);
+    return [];
+  }
+  const spec = { input: `${formatReference(first)} (current)`, ref: { ...first, digest: m.digest } };
+  return (await resolveSource(store, spec)).map((c) => ({ ...c, existing: true }));
+}
+function describeFound(c) {
+  const p = c.descriptor.platform;
+  const what = c.kind === "image" && p ? formatPlatformFull(p) : `attestation for ${c.subject ?? "?"}`;
+  return `${c.sourceInput}: ${what} ${c.descriptor.digest} (${c.descriptor.mediaType})`;
+}
+function logDryRun(tags, digest, log) {
+  for (const t of tags) {
+    log.info(
+      t.outcome === "unchanged" ? `${t.ref} already points at ${digest}` : `dry-run: would push ${t.ref} (now ${t.previous ?? "absent"})`
+    );
+  }
+}
+function mergeResult(opts, targets, plan, tags) {
+  const { index, children } = plan;
   const images = children.filter((c) => c.kind === "image");
   const platformDigests = {};
   for (const c of images)
@@ -34564,101 +34884,13 @@ async function merge2(client, opts, log) {
   return {
     index,
     children,
-    decisions: resolved.decisions,
+    decisions: plan.decisions,
     images: targets.map((t) => `${repoName(t)}@${index.digest}`),
-    tags: tagResults,
+    tags,
     platforms: images.map((c) => formatPlatform(c.descriptor.platform)),
     platformDigests,
-    attestations: describeAttestations(resolved.all, children, opts.attestations)
+    attestations: describeAttestations(plan.all, children, opts.attestations)
   };
-}
-async function copyAndPush(client, store, opts, targets, children, index, tagResults, log) {
-  const pushTargets = targets.filter(
-    (repo) => opts.tags.some((t, i) => repoName(t) === repoName(repo) && tagResults[i].outcome === "pushed")
-  );
-  await log.group("Copy children into target repositories", async () => {
-    const copiers = targets.map((t) => new TargetCopier(client, t, (d) => store.knownConfig(d)));
-    const pushing = copiers.filter((c) => pushTargets.includes(c.target));
-    const [attached] = await Promise.all([
-      opts.copyReferrers ? findAttached(client, store, children, log) : [],
-      allSettledOrThrow(pushing.map((c) => ensureChildren(c, store, children)))
-    ]);
-    if (attached.length)
-      await allSettledOrThrow(copiers.map((c) => copyAttached(client, c, attached, log)));
-    for (const c of pushing) log.info(c.describe());
-    if (pushTargets.length === 0) log.info("every tag is already current: nothing to copy");
-  });
-  if (opts.deadline !== void 0 && Date.now() > opts.deadline) {
-    throw new RegistryError(
-      "the time budget (input timeout) ran out before the tags were pushed: no tag moved"
-    );
-  }
-  await log.group("Push tags", async () => {
-    const results = await Promise.allSettled(
-      targets.map(async (repo) => {
-        for (const [i, t] of opts.tags.entries()) {
-          if (repoName(t) !== repoName(repo)) continue;
-          const r = tagResults[i];
-          if (r.outcome === "unchanged") {
-            log.info(`${r.ref} already points at ${index.digest}: not pushed again`);
-            continue;
-          }
-          try {
-            await client.putManifest(t, t.tag ?? "latest", index);
-          } catch (e) {
-            const status = e instanceof RegistryError ? e.status : void 0;
-            const code = e instanceof RegistryError ? e.code : void 0;
-            const conflict = status === 403 || status === 409 || status === 412 || status === 400 && code === "TAG_INVALID";
-            if (!conflict || !r.previous) throw e;
-            if (status === 403 && opts.onConflict !== "fail")
-              await client.putManifest(t, index.digest, index);
-            const message = `tag ${r.ref} holds ${r.previous} and the registry refused to overwrite it (HTTP ${status}): the credentials lack overwrite (delete) permission on ${repoName(repo)}, or the tag is immutable`;
-            if (opts.onConflict === "skip") log.info(`skipped: ${message}`);
-            else if (opts.onConflict === "warn") log.warning(message);
-            else
-              throw new RegistryError(`${message} (set on-conflict: skip or warn to go on)`, status);
-            r.outcome = "skipped";
-            continue;
-          }
-          r.moved = true;
-          log.info(`pushed ${r.ref} -> ${index.digest}${r.previous ? ` (was ${r.previous})` : ""}`);
-        }
-      })
-    );
-    const failed = results.find((x) => x.status === "rejected");
-    if (failed) {
-      await rollBack(client, opts.tags, tagResults, index.digest, log);
-      throw failed.reason;
-    }
-  });
-}
-async function rollBack(client, tags, results, digest, log) {
-  await Promise.all(
-    tags.map(async (t, i) => {
-      const r = results[i];
-      if (r.outcome !== "pushed" || !r.moved) return;
-      if (!r.previous) {
-        log.warning(
-          `${r.ref} did not exist before this run and now holds the new index: delete it by hand if needed`
-        );
-        return;
-      }
-      try {
-        const now = await client.headManifest(t, t.tag ?? "latest");
-        if (now?.digest !== digest) {
-          log.warning(
-            `${r.ref} now holds ${now?.digest ?? "nothing"}, not this run's index: left as it is`
-          );
-          return;
-        }
-        const previous = await client.getManifest(t, r.previous);
-        await client.putManifest(t, t.tag ?? "latest", previous);
-        log.warning(`${r.ref} put back on ${r.previous} because another tag could not be pushed`);
-      } catch (e) {
-        log.warning(`${r.ref} could not be put back on ${r.previous}: ${e.message}`);
-      }
-    })
-  );
 }
 function describeAttestations(all, kept, mode) {
   const out = {};
@@ -34849,8 +35081,7 @@ async function run() {
     notice(describe2(result, inputs.dryRun));
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    const fromInput = e instanceof InputError || e instanceof MergeInputError || e instanceof FormatError || e instanceof DuplicatePlatformError;
-    setFailed(fromInput ? message : `merge failed: ${message}`);
+    setFailed(e instanceof UserError ? message : `merge failed: ${message}`);
   } finally {
     for (const [host, remaining] of rateLimits)
       info(`rate limit remaining at ${host}: ${remaining}`);

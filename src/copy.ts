@@ -5,7 +5,7 @@ import type { Child } from './core/children.js'
 import { blobsOf, parseManifest, type RawManifest } from './core/manifest.js'
 import { repoName, sameRepository, type Repository } from './core/reference.js'
 import type { RegistryClient } from './registry/client.js'
-import type { ManifestStore } from './resolve.js'
+import type { ManifestStore } from './manifest-store.js'
 import { OnceMap, allSettledOrThrow } from './util/limiter.js'
 
 export interface CopyStats {

@@ -10,6 +10,7 @@ import {
   registryOf,
   type Reference
 } from './core/reference.js'
+import { UserError } from './errors.js'
 import type { Credential } from './registry/credentials.js'
 import type { MergeOptions } from './merge.js'
 import type { SourceSpec } from './resolve.js'
@@ -38,7 +39,8 @@ export interface GithubContext {
   sha: string
 }
 
-export class InputError extends Error {}
+/** An input's value is wrong: the message names the input and the value. */
+export class InputError extends UserError {}
 
 /** Reads an input by name; the action passes @actions/core's getInput. */
 export type InputReader = (name: string) => string
@@ -85,7 +87,7 @@ function ref(name: string, value: string): Reference {
   try {
     return parseReference(value)
   } catch (e) {
-    throw new InputError(`input ${name}: ${(e as Error).message}`)
+    throw new InputError(`input ${name}: ${(e as Error).message}`, { cause: e })
   }
 }
 
@@ -99,7 +101,7 @@ function metadataTags(get: InputReader, env: NodeJS.ProcessEnv): string[] {
   try {
     doc = JSON.parse(text)
   } catch (e) {
-    throw new InputError(`${name}: not valid JSON (${(e as Error).message})`)
+    throw new InputError(`${name}: not valid JSON (${(e as Error).message})`, { cause: e })
   }
   const tags = (doc as { tags?: unknown }).tags
   if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) {
@@ -175,7 +177,9 @@ function parseSources(get: InputReader, tags: Reference[]): SourceSpec[] {
       if (!statSync(dir).isDirectory()) throw new Error('not a directory')
       names = readdirSync(dir).sort()
     } catch (e) {
-      throw new InputError(`input digests-dir: cannot read "${dir}": ${(e as Error).message}`)
+      throw new InputError(`input digests-dir: cannot read "${dir}": ${(e as Error).message}`, {
+        cause: e
+      })
     }
     for (const n of names) {
       if (n.startsWith('.')) continue

@@ -1,12 +1,11 @@
 // The action: read inputs, merge, set outputs, write the job summary.
 import * as core from '@actions/core'
 import { context } from '@actions/github'
-import { DuplicatePlatformError } from './core/children.js'
-import { FormatError } from './core/index-builder.js'
 import { formatPlatformFull, type Platform } from './core/platform.js'
-import { InputError, parseInputs, type GithubContext, type Inputs } from './inputs.js'
+import { UserError } from './errors.js'
+import { parseInputs, type GithubContext, type Inputs } from './inputs.js'
 import type { Logger } from './logger.js'
-import { merge, MergeInputError, type MergeResult } from './merge.js'
+import { merge, type MergeResult } from './merge.js'
 import { RegistryClient, type ClientOptions } from './registry/client.js'
 import { readDockerConfig, StaticCredentials } from './registry/credentials.js'
 
@@ -102,12 +101,7 @@ export async function run(): Promise<void> {
     core.notice(describe(result, inputs.dryRun))
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e)
-    const fromInput =
-      e instanceof InputError ||
-      e instanceof MergeInputError ||
-      e instanceof FormatError ||
-      e instanceof DuplicatePlatformError
-    core.setFailed(fromInput ? message : `merge failed: ${message}`)
+    core.setFailed(e instanceof UserError ? message : `merge failed: ${message}`)
   } finally {
     for (const [host, remaining] of rateLimits)
       core.info(`rate limit remaining at ${host}: ${remaining}`)

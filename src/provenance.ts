@@ -2,7 +2,7 @@
 import { isProvenance, PREDICATE_TYPE_KEY, stripProvenance } from './core/attestations.js'
 import type { Child } from './core/children.js'
 import { parseManifest } from './core/manifest.js'
-import type { ManifestStore } from './resolve.js'
+import type { ManifestStore } from './manifest-store.js'
 import { allSettledOrThrow } from './util/limiter.js'
 
 /** Returns the children with each attestation rewritten without provenance, or dropped when nothing remains. */

@@ -8,8 +8,8 @@ import { repoName, sameRepository, type Repository } from './core/reference.js'
 import type { TargetCopier } from './copy.js'
 import type { Logger } from './logger.js'
 import { referrersTag, type RegistryClient } from './registry/client.js'
-import { RegistryError } from './registry/errors.js'
-import type { ManifestStore } from './resolve.js'
+import { isAbsent } from './registry/errors.js'
+import type { ManifestStore } from './manifest-store.js'
 import { allSettledOrThrow } from './util/limiter.js'
 
 const COSIGN_SUFFIXES = ['sig', 'att', 'sbom']
@@ -29,8 +29,7 @@ async function getIfPresent(
   try {
     return await store.get(repo, ref)
   } catch (e) {
-    // Artifactory answers 403 for a tag that does not exist.
-    if (e instanceof RegistryError && (e.status === 404 || e.status === 403)) return undefined
+    if (isAbsent(e)) return undefined
     throw e
   }
 }

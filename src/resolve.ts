@@ -2,60 +2,21 @@
 // attestation entries, and read a config only when an image's platform is not already known.
 import { attestationSubject, unwrapIndex, type Child } from './core/children.js'
 import {
+  ManifestError,
   parseManifest,
   type Descriptor,
   type ImageManifest,
   type RawManifest
 } from './core/manifest.js'
 import { platformFromConfig } from './core/platform.js'
-import { formatReference, repoName, type Reference, type Repository } from './core/reference.js'
-import type { RegistryClient } from './registry/client.js'
-import { OnceMap, allSettledOrThrow } from './util/limiter.js'
+import { formatReference, type Reference } from './core/reference.js'
+import type { ManifestStore } from './manifest-store.js'
+import { allSettledOrThrow } from './util/limiter.js'
 
 export interface SourceSpec {
   /** The source as the user wrote it (or the digests-dir file it came from). */
   input: string
   ref: Reference
-}
-
-/** Caches manifests for the run: the same manifest is never fetched twice. */
-export class ManifestStore {
-  private readonly manifests = new OnceMap<RawManifest>()
-  private readonly configs = new OnceMap<Uint8Array>()
-
-  /** Whether children found in an index from `repo` will be copied, so are worth fetching early. */
-  willCopyFrom: (repo: Repository) => boolean = () => false
-
-  constructor(readonly client: RegistryClient) {}
-
-  /**
-   * Starts fetching a child manifest that copying will need, while the other sources are still
-   * resolving: this takes a round trip off the critical path. Errors surface when it is awaited.
-   */
-  prefetch(repo: Repository, digest: string): void {
-    if (this.willCopyFrom(repo)) this.get(repo, digest).catch(() => undefined)
-  }
-
-  get(repo: Repository, reference: string): Promise<RawManifest> {
-    // Content-addressed: a digest names the same bytes in any repository we may read it from.
-    if (reference.includes(':')) {
-      return this.manifests.get(reference, () => this.client.getManifest(repo, reference))
-    }
-    return this.manifests.get(`${repoName(repo)}:${reference}`, async () => {
-      const m = await this.client.getManifest(repo, reference)
-      this.manifests.seed(m.digest, m)
-      return m
-    })
-  }
-
-  /** A config already fetched (or being fetched) while resolving, for copies to reuse. */
-  knownConfig(digest: string): Promise<Uint8Array> | undefined {
-    return this.configs.peek(digest)
-  }
-
-  config(repo: Repository, digest: string): Promise<Uint8Array> {
-    return this.configs.get(digest, () => this.client.getBlob(repo, digest))
-  }
 }
 
 export async function resolveSources(
@@ -129,7 +90,8 @@ async function walkIndex(
   where: string
 ): Promise<Child[]> {
   const parsed = parseManifest(raw, where)
-  if (parsed.kind !== 'index') throw new Error(`${where}: expected an index at ${raw.digest}`)
+  if (parsed.kind !== 'index')
+    throw new ManifestError(`${where}: expected an index at ${raw.digest}`)
   const entries = unwrapIndex(parsed.index, `${where} (index ${raw.digest})`)
   const lists = await allSettledOrThrow(
     entries.map(async ({ role, descriptor }): Promise<Child[]> => {
@@ -153,7 +115,7 @@ async function walkIndex(
           const child = await store.get(spec.ref, descriptor.digest)
           const p = parseManifest(child, `${where} (${descriptor.digest})`)
           if (p.kind !== 'image')
-            throw new Error(`${where}: ${descriptor.digest} is not an image manifest`)
+            throw new ManifestError(`${where}: ${descriptor.digest} is not an image manifest`)
           return [await imageChild(store, spec, descriptor, p.manifest, where)]
         }
       }

@@ -42,8 +42,8 @@ export async function mergeWith(
     return {
       ...result,
       log,
-      requests: rc.transport.requestCount,
-      retries: rc.transport.retryCount
+      requests: rc.stats.requests,
+      retries: rc.stats.retries
     }
   } finally {
     await rc.close()

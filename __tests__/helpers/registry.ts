@@ -112,7 +112,7 @@ async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
   }
 }
 
-async function makeCerts(
+export async function makeCerts(
   dir: string
 ): Promise<{ caFile: string; caDir: string; cert: string; key: string }> {
   const caDir = path.join(dir, 'ca')

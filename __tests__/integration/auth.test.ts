@@ -427,7 +427,7 @@ describe('TLS', () => {
     await reg?.stop()
   })
 
-  it('talks HTTP to a loopback registry first and switches to HTTPS, HEAD first too', async () => {
+  it('switches a loopback registry from HTTP to HTTPS, for concurrent HEADs and GETs too', async () => {
     const inputs = parseInputs(
       (n) =>
         ({
@@ -438,17 +438,50 @@ describe('TLS', () => {
           password: PASSWORD
         })[n] ?? ''
     )
+    // A fresh client starts with plain HTTP; all sixteen requests go out before any answer comes
+    // back, so each one meets the registry's "HTTP request to an HTTPS server" answer, most of
+    // them after another request has switched the registry to HTTPS.
     const client = createClient(inputs, {
       credentials: new StaticCredentials({ explicit: inputs.credentials })
     })
     try {
       const repo = { registry: reg.host, repository: 'src/app' }
-      expect(client.origin(reg.host)).toBe(`http://${reg.host}`)
-      expect(await client.headManifest(repo, 'amd64')).toMatchObject({ digest: img.digest })
-      expect(client.origin(reg.host)).toBe(`https://${reg.host}`)
+      const [heads, gets] = await Promise.all([
+        Promise.all(Array.from({ length: 8 }, () => client.headManifest(repo, 'amd64'))),
+        Promise.all(Array.from({ length: 8 }, () => client.getManifest(repo, 'amd64')))
+      ])
+      expect(heads.map((h) => h?.digest)).toEqual(Array(8).fill(img.digest))
+      expect(gets.map((m) => m.digest)).toEqual(Array(8).fill(img.digest))
     } finally {
       await client.close()
     }
+  })
+
+  it('merges three sources over HTTPS, trusting the CA in NODE_EXTRA_CA_CERTS (node dist/index.js)', async () => {
+    const more = await Promise.all(
+      (['arm64', 's390x'] as const).map((arch) =>
+        pushImage(reg, 'src/three', { arch, seed: 'tls3' })
+      )
+    )
+    const sources = [img, ...more].map(
+      (m) => `${reg.host}/src/${m === img ? 'app' : 'three'}@${m.digest}`
+    )
+    const run = await runAction(
+      {
+        tags: `${reg.host}/dst/three:1`,
+        sources: sources.join('\n'),
+        username: USER,
+        password: PASSWORD
+      },
+      { NODE_EXTRA_CA_CERTS: reg.caFile! }
+    )
+    expect(run.stdout).not.toMatch(/::error::/)
+    expect(run.code).toBe(0)
+    const held = await getManifest(reg, 'dst/three', '1')
+    expect(held?.digest).toBe(run.outputs.digest)
+    expect(new Set(run.outputs.platforms.split(','))).toEqual(
+      new Set(['linux/amd64', 'linux/arm64', 'linux/s390x'])
+    )
   })
 
   it('merges over HTTPS with insecure-registries', async () => {
@@ -460,21 +493,6 @@ describe('TLS', () => {
       password: PASSWORD
     })
     expect((await getManifest(reg, 'dst/app', '1'))?.digest).toBe(r.index.digest)
-  })
-
-  it('trusts a CA given in NODE_EXTRA_CA_CERTS (node dist/index.js)', async () => {
-    const run = await runAction(
-      {
-        tags: `${reg.host}/dst/ca:1`,
-        sources: `${reg.host}/src/app@${img.digest}`,
-        username: USER,
-        password: PASSWORD
-      },
-      { NODE_EXTRA_CA_CERTS: reg.caFile! }
-    )
-    expect(run.stdout).not.toMatch(/::error::/)
-    expect(run.code).toBe(0)
-    expect((await getManifest(reg, 'dst/ca', '1'))?.digest).toBe(run.outputs.digest)
   })
 
   it('names the registry when its certificate is not trusted', async () => {

@@ -1,13 +1,16 @@
-// Transport retries against a local HTTP server: statuses, Retry-After, resets, truncated bodies,
-// stalls, the retry count and the time budget. Sleeping is simulated on a fake clock.
+// Retries of the request path against a local HTTP server: statuses, Retry-After, resets,
+// truncated bodies, stalls, the retry count and the time budget. Sleeping is on a fake clock.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { RegistryError, RetriesExhaustedError } from '../../src/registry/errors.js'
 import {
-  RetriesExhaustedError,
-  Transport,
-  type TransportOptions
-} from '../../src/registry/transport.js'
+  RequestPath,
+  type RegistryRequest,
+  type RequestPathOptions
+} from '../../src/registry/request.js'
+import { RetryPolicy } from '../../src/registry/retry.js'
+import { StaticCredentials } from '../../src/registry/credentials.js'
 
 type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void
 
@@ -32,15 +35,17 @@ afterAll(async () => {
   await new Promise((r) => server.close(r))
 })
 
-/** A transport on a fake clock: sleeping advances it and is recorded. */
-function transport(opts: Partial<TransportOptions> = {}): {
-  t: Transport
+/** A request path on a fake clock: sleeping advances it and is recorded. */
+function transport(opts: Partial<RequestPathOptions> = {}): {
+  t: RequestPath & { get(url: string, method?: RegistryRequest['method']): Promise<Response> }
   delays: number[]
   clock: { now: number }
+  opts: RequestPathOptions
 } {
   const clock = { now: Date.parse('2026-01-01T00:00:00Z') }
   const delays: number[] = []
-  const t = new Transport({
+  const all: RequestPathOptions = {
+    credentials: new StaticCredentials({}),
     maxConcurrency: 4,
     retries: 4,
     requestTimeoutMs: 5000,
@@ -54,8 +59,27 @@ function transport(opts: Partial<TransportOptions> = {}): {
       return Promise.resolve()
     },
     ...opts
+  }
+  const t = Object.assign(new RequestPath(all), {
+    /** GETs `url` (a full URL on the test server) and returns status and body as text. */
+    async get(url: string, method: RegistryRequest['method'] = 'GET'): Promise<Response> {
+      const res = await t.send({
+        repo: { registry: new URL(base).host, repository: 'app' },
+        method,
+        url,
+        what: 'test',
+        expect: [200],
+        read: { maxBytes: 1024, limitName: 'tests' }
+      })
+      return { status: res.status, text: Buffer.from(res.body).toString() }
+    }
   })
-  return { t, delays, clock }
+  return { t, delays, clock, opts: all }
+}
+
+interface Response {
+  status: number
+  text: string
 }
 
 /** Answers `failures` times with `fail`, then 200 "ok". */
@@ -71,7 +95,7 @@ describe('retries', () => {
   it('retries 503 and 429 with exponential backoff and jitter, and counts retries', async () => {
     const url = flaky('/backoff', 3, (_q, res) => res.writeHead(503).end())
     const { t, delays } = transport({ random: () => 0 })
-    const res = await t.send({ method: 'GET', url })
+    const res = await t.get(url)
     expect(res.status).toBe(200)
     // Equal jitter: between half and all of base * 2^i.
     expect(delays).toEqual([50, 100, 200])
@@ -80,7 +104,7 @@ describe('retries', () => {
 
     const { t: t2, delays: d2 } = transport({ random: () => 0.999999, maxRetryDelayMs: 300 })
     const url2 = flaky('/backoff-cap', 4, (_q, res) => res.writeHead(429).end())
-    expect((await t2.send({ method: 'GET', url: url2 })).status).toBe(200)
+    expect((await t2.get(url2)).status).toBe(200)
     expect(d2).toEqual([100, 200, 300, 300])
     await t2.close()
   })
@@ -90,15 +114,15 @@ describe('retries', () => {
     const inSeconds = flaky('/ra-seconds', 1, (_q, res) =>
       res.writeHead(429, { 'retry-after': '3' }).end()
     )
-    await t.send({ method: 'GET', url: inSeconds })
+    await t.get(inSeconds)
     const asDate = flaky('/ra-date', 1, (_q, res) =>
       res.writeHead(503, { 'retry-after': new Date(clock.now + 7000).toUTCString() }).end()
     )
-    await t.send({ method: 'GET', url: asDate })
+    await t.get(asDate)
     const tooLong = flaky('/ra-long', 1, (_q, res) =>
       res.writeHead(429, { 'retry-after': '120' }).end()
     )
-    await t.send({ method: 'GET', url: tooLong })
+    await t.get(tooLong)
     expect(delays).toEqual([3000, 7000, 10_000])
     await t.close()
   })
@@ -110,12 +134,11 @@ describe('retries', () => {
       res.write('x'.repeat(40), () => req.socket.destroy())
     })
     const stalled = flaky('/stall', 1, (req) => req.resume())
-    const { t } = transport({ requestTimeoutMs: 200 })
     const reasons: string[] = []
-    const t2 = new Transport({ ...t.opts, onRetry: (r) => reasons.push(r.reason) })
+    const { t: t2 } = transport({ requestTimeoutMs: 200, onRetry: (r) => reasons.push(r.reason) })
     for (const url of [reset, truncated, stalled]) {
-      const res = await t2.send({ method: 'GET', url })
-      expect(Buffer.from(res.body).toString()).toBe('ok')
+      const res = await t2.get(url)
+      expect(res.text).toBe('ok')
     }
     expect(reasons).toEqual([
       'UND_ERR_SOCKET (other side closed)',
@@ -123,14 +146,16 @@ describe('retries', () => {
       'UND_ERR_SOCKET (other side closed)',
       'UND_ERR_HEADERS_TIMEOUT (Headers Timeout Error)'
     ])
-    await Promise.all([t.close(), t2.close()])
+    await t2.close()
   })
 
-  it('does not retry 400, 403 or 404', async () => {
+  it('does not retry 400, 403 or 404: they fail at once with the status', async () => {
     const { t } = transport()
     for (const status of [400, 403, 404]) {
       const url = flaky(`/status-${status}`, 1, (_q, res) => res.writeHead(status).end())
-      expect((await t.send({ method: 'GET', url })).status).toBe(status)
+      const err = await t.get(url).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(RegistryError)
+      expect((err as RegistryError).status).toBe(status)
     }
     expect(t.retryCount).toBe(0)
     await t.close()
@@ -142,7 +167,7 @@ describe('retries', () => {
       res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'try later' }] }))
     })
     const { t } = transport({ retries: 2 })
-    const err = await t.send({ method: 'GET', url }).catch((e: unknown) => e)
+    const err = await t.get(url).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(RetriesExhaustedError)
     expect((err as Error).message).toBe(
       `GET /v2/app/manifests/1.0 on ${new URL(base).host} failed after 3 attempt(s): the retry budget is exhausted (retries: 2); last error: HTTP 503 (UNAVAILABLE: try later)`
@@ -156,7 +181,7 @@ describe('deadline', () => {
     const url = flaky('/v2/app/blobs/uploads/', 99, (_q, res) => res.writeHead(502).end())
     const start = Date.parse('2026-01-01T00:00:00Z')
     const { t, delays, clock } = transport({ retries: 20, deadline: start + 1000 })
-    const err = (await t.send({ method: 'POST', url }).catch((e: unknown) => e)) as Error
+    const err = (await t.get(url, 'POST').catch((e: unknown) => e)) as Error
     // 75 + 150 + 300 = 525 ms slept; the next (600) would end at 1125 ms, past the deadline.
     expect(delays).toEqual([75, 150, 300])
     expect(clock.now).toBeLessThanOrEqual(start + 1000)
@@ -173,7 +198,7 @@ describe('deadline', () => {
     )
     const start = Date.parse('2026-01-01T00:00:00Z')
     const { t, delays } = transport({ deadline: start + 10_000, maxRetryDelayMs: 60_000 })
-    const err = (await t.send({ method: 'GET', url }).catch((e: unknown) => e)) as Error
+    const err = (await t.get(url).catch((e: unknown) => e)) as Error
     expect(delays).toEqual([])
     expect(err.message).toMatch(
       /failed after 1 attempt\(s\): the time budget is exhausted \(10000 ms left, the next retry would wait 30000 ms \(the registry asked to wait 30000 ms\)\); last error: HTTP 429/
@@ -182,12 +207,13 @@ describe('deadline', () => {
 
   it('gives a retry no longer to answer than the budget leaves', () => {
     const start = Date.parse('2026-01-01T00:00:00Z')
-    const { t, clock } = transport({ requestTimeoutMs: 5000, deadline: start + 3000 })
-    expect(t.headersTimeoutFor(0)).toBe(5000)
-    expect(t.headersTimeoutFor(1)).toBe(3000)
+    const clock = { now: start }
+    const p = new RetryPolicy({ retries: 4, deadline: start + 3000, now: () => clock.now })
+    expect(p.timeoutFor(0, 5000)).toBe(5000)
+    expect(p.timeoutFor(1, 5000)).toBe(3000)
     clock.now += 2900
-    expect(t.headersTimeoutFor(2)).toBe(100)
+    expect(p.timeoutFor(2, 5000)).toBe(100)
     clock.now += 1000
-    expect(t.headersTimeoutFor(3)).toBe(1)
+    expect(p.timeoutFor(3, 5000)).toBe(1)
   })
 })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
 import { parseChallenges } from '../../src/registry/challenge.js'
-import { retryAfterMs } from '../../src/registry/transport.js'
+import { retryAfterMs } from '../../src/registry/retry.js'
 import { dockerConfigCredential } from '../../src/registry/credentials.js'
 
 describe('WWW-Authenticate', () => {

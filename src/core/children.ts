@@ -1,5 +1,6 @@
 // The entries of the index being built, and the pure decisions over them: unwrapping,
 // platform filtering, duplicate handling and which attestations follow which image.
+import { UserError } from '../errors.js'
 import {
   ATTESTATION_DIGEST_KEY,
   isAttestationDescriptor,
@@ -185,7 +186,8 @@ export function selectChildren(all: Child[], opts: SelectOptions): Selection {
   return { children: out, decisions }
 }
 
-export class DuplicatePlatformError extends Error {}
+/** Two sources give the same platform and on-duplicate is error. */
+export class DuplicatePlatformError extends UserError {}
 
 /** `input (digest)`, without repeating a digest the input already shows. */
 function describeSource(c: Child): string {

@@ -1,4 +1,5 @@
 // Building the merged index: media type choice and deterministic bytes.
+import { UserError } from '../errors.js'
 import { sha256 } from './digest.js'
 import type { Descriptor, RawManifest } from './manifest.js'
 import { DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX } from './mediatypes.js'
@@ -79,4 +80,4 @@ export function buildIndex(
 }
 
 /** The sources cannot make the index the inputs ask for (format, or nothing left). */
-export class FormatError extends Error {}
+export class FormatError extends UserError {}

@@ -1,4 +1,5 @@
 // Parsing and classifying what a registry returns for a manifest request.
+import { UserError } from '../errors.js'
 import {
   isIndexType,
   isImageManifestType,
@@ -60,7 +61,11 @@ const MANIFEST_TYPES = new Set([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MAN
 /** Maximum manifest size we accept (the limit Distribution and containerd use). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
-export class ManifestError extends Error {}
+/**
+ * A source holds something that cannot go into an index (a build cache, schema 1, a malformed
+ * manifest): the user passes another source.
+ */
+export class ManifestError extends UserError {}
 
 /**
  * Parses manifest bytes. `where` names the ref and registry for error messages.
@@ -72,7 +77,8 @@ export function parseManifest(raw: RawManifest, where: string): ParsedManifest {
     doc = JSON.parse(Buffer.from(raw.bytes).toString('utf8'))
   } catch (e) {
     throw new ManifestError(
-      `${where}: the registry returned a manifest that is not valid JSON (${(e as Error).message})`
+      `${where}: the registry returned a manifest that is not valid JSON (${(e as Error).message})`,
+      { cause: e }
     )
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {

@@ -1,4 +1,5 @@
 // OCI platforms: formatting, parsing user filters, and containerd-style normalised matching.
+import { ManifestError } from './manifest.js'
 
 export interface Platform {
   architecture: string
@@ -108,12 +109,12 @@ export function platformFromConfig(config: Uint8Array, where: string): Platform 
   let doc: Record<string, unknown>
   try {
     doc = JSON.parse(Buffer.from(config).toString('utf8')) as Record<string, unknown>
-  } catch {
-    throw new Error(`${where}: the image config is not valid JSON`)
+  } catch (e) {
+    throw new ManifestError(`${where}: the image config is not valid JSON`, { cause: e })
   }
   const { os, architecture, variant } = doc
   if (typeof os !== 'string' || typeof architecture !== 'string' || !os || !architecture) {
-    throw new Error(
+    throw new ManifestError(
       `${where}: the image config names no os/architecture, so it is not a runnable image`
     )
   }

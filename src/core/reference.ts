@@ -1,5 +1,6 @@
 // Image references with Docker's normalisation (github.com/distribution/reference):
 // `alpine` -> docker.io/library/alpine, `localhost:5000/x`, ports, tags, digests, tag+digest.
+import { UserError } from '../errors.js'
 import { digestProblem } from './digest.js'
 
 export const DOCKER_HUB = 'docker.io'
@@ -24,10 +25,11 @@ const DOMAIN_RE = new RegExp(
 )
 const TAG_RE = /^[\w][\w.-]{0,127}$/
 
-export class ReferenceError extends Error {}
+/** Not named ReferenceError, which would shadow the JavaScript global. */
+export class ReferenceSyntaxError extends UserError {}
 
 function fail(input: string, why: string): never {
-  throw new ReferenceError(`invalid image reference "${input}": ${why}`)
+  throw new ReferenceSyntaxError(`invalid image reference "${input}": ${why}`)
 }
 
 /** Splits a name into registry and path the way Docker decides whether the first part is a host. */

@@ -4,15 +4,19 @@
 import type { Credential, CredentialStore } from './credentials.js'
 import { parseChallenges, type Challenge } from './challenge.js'
 import { RegistryError, describeErrorBody } from './errors.js'
-import { header, type HttpRequest, type HttpResponse, type Transport } from './transport.js'
+import type { RegistryRequest, RegistryResponse, Send } from './request.js'
+import { header } from './transport.js'
 
 interface AuthState {
-  /** Value of the Authorization header, when any. */
-  authorization?: string
-  /** Whom that header speaks for, for messages: "as alice", "anonymously". */
+  /** The credential sent with every request to the registry's origin, when any. */
+  value?: string
+  scheme?: 'basic' | 'bearer'
+  /** Whom that credential speaks for, for messages: "as alice", "anonymously". */
   who: string
   generation: number
 }
+
+const MAX_TOKEN_BYTES = 1024 * 1024
 
 /** Status codes with which registries refuse the OAuth2 POST form (GCR 404, ACR 400, JFrog 401). */
 const NO_OAUTH_POST = new Set([400, 401, 404, 405])
@@ -41,7 +45,7 @@ export class Authenticator {
   private readonly masked = new Set<string>()
 
   constructor(
-    private readonly transport: Transport,
+    private readonly send: Send,
     private readonly credentials: CredentialStore,
     private readonly onSecret: (secret: string) => void = () => {}
   ) {}
@@ -84,19 +88,37 @@ export class Authenticator {
     return [...all.filter((s) => s.push), ...all.filter((s) => !s.push)].map((s) => s.scope)
   }
 
-  state(registry: string): AuthState {
+  private state(registry: string): AuthState {
     let s = this.states.get(registry)
     if (!s) this.states.set(registry, (s = { who: 'anonymously', generation: 0 }))
     return s
   }
 
-  /**
-   * The Authorization header for a request to `url`: only when `url` is on the registry's own
-   * `origin`, never for a redirect or an upload Location that points elsewhere.
-   */
-  headerFor(registry: string, origin: string, url: string): Record<string, string> {
-    const auth = this.state(registry).authorization
-    return auth && new URL(url).origin === origin ? { authorization: auth } : {}
+  /** Counts credential changes: a 401 to an older generation is retried, not refreshed again. */
+  generation(registry: string): number {
+    return this.state(registry).generation
+  }
+
+  /** The credential for requests to the registry's own origin ("Basic ...", "Bearer ..."). */
+  credential(registry: string): string | undefined {
+    return this.state(registry).value
+  }
+
+  /** The error for a 401 that a fresh credential did not cure. */
+  refusal(registry: string, repo: string, where: string): RegistryError {
+    const s = this.state(registry)
+    const details = { status: 401, registry, repository: repo }
+    if (s.scheme === 'basic') {
+      return new RegistryError(
+        `registry ${registry} refused the credentials ${s.who} for ${repo} (HTTP 401): check the username and password for ${registry} and that they may access ${repo}`,
+        details
+      )
+    }
+    const hint =
+      s.who === 'anonymously'
+        ? `no credentials are configured for ${registry} (log in with docker/login-action or set the username/password inputs)`
+        : `check the credentials for ${registry} and that they may access ${repo}`
+    return new RegistryError(`registry ${registry} refused ${where} ${s.who}: ${hint}`, details)
   }
 
   /**
@@ -128,7 +150,7 @@ export class Authenticator {
   }
 
   /** The registry's credential, masked before anything can print it. */
-  private async credential(registry: string): Promise<Credential | undefined> {
+  private async stored(registry: string): Promise<Credential | undefined> {
     const cred = await this.credentials.get(registry)
     if (cred) {
       this.mask('password' in cred ? cred.password : cred.identityToken)
@@ -143,39 +165,36 @@ export class Authenticator {
     repo: string
   ): Promise<void> {
     const s = this.state(registry)
+    const details = { status: 401, registry, repository: repo }
     const challenges = parseChallenges(wwwAuthenticate)
     const bearer = challenges.find((c) => c.scheme === 'bearer')
     const basic = challenges.find((c) => c.scheme === 'basic')
     if (!bearer && !basic) {
       throw new RegistryError(
         `registry ${registry} refused access to ${repo} (401) without a usable WWW-Authenticate challenge`,
-        401
+        details
       )
     }
-    const cred = await this.credential(registry)
-    const who = describe(cred)
+    const cred = await this.stored(registry)
     if (bearer) {
       const token = await this.fetchToken(registry, bearer, cred, repo)
       this.mask(token)
-      s.authorization = `Bearer ${token}`
+      s.value = `Bearer ${token}`
+      s.scheme = 'bearer'
     } else {
       if (!cred) {
         throw new RegistryError(
           `registry ${registry} requires a username and password for ${repo}, and none were given (log in with docker/login-action or set the username/password inputs)`,
-          401
+          details
         )
       }
-      const authorization = `Basic ${basicValue(cred)}`
+      const value = `Basic ${basicValue(cred)}`
       // These very credentials were just refused: asking again would only be refused again.
-      if (s.authorization === authorization) {
-        throw new RegistryError(
-          `registry ${registry} refused the credentials ${who} for ${repo} (HTTP 401): check the username and password for ${registry} and that they may access ${repo}`,
-          401
-        )
-      }
-      s.authorization = authorization
+      if (s.value === value) throw this.refusal(registry, repo, repo)
+      s.value = value
+      s.scheme = 'basic'
     }
-    s.who = who
+    s.who = describe(cred)
     s.generation++
   }
 
@@ -186,116 +205,124 @@ export class Authenticator {
     repo: string
   ): Promise<string> {
     const realm = c.params.realm
-    if (!realm)
-      throw new RegistryError(`registry ${registry} sent a Bearer challenge without a realm`, 401)
+    if (!realm || !URL.canParse(realm)) {
+      throw new RegistryError(
+        `registry ${registry} sent a Bearer challenge without a usable realm`,
+        { status: 401, registry, repository: repo }
+      )
+    }
     const asked = this.addChallengeScopes(registry, c.params.scope)
     const all = this.scopeList(registry)
+    const ask = (scopes: string[]): Promise<string> =>
+      this.tokenRequest({ registry, repo, realm, service: c.params.service, scopes, cred })
     try {
-      return await this.tokenRequest(registry, realm, c.params.service, all, cred, repo)
+      return await ask(all)
     } catch (e) {
       // Docker Hub refuses a whole request when one scope is not accessible: retry with the
       // scopes this request needs only.
       const needed = asked.length ? asked : all.filter((s) => s.startsWith(`repository:${repo}:`))
       if (needed.length === 0 || needed.length >= all.length) throw e
-      return this.tokenRequest(registry, realm, c.params.service, needed, cred, repo)
+      return ask(needed)
     }
   }
 
-  /**
-   * Token requests skip the transport's concurrency limiter: they are made while blob copies hold
-   * its slots, waiting for this very token.
-   */
-  private send(req: HttpRequest): Promise<HttpResponse> {
-    const op = { method: req.method, url: req.url, label: 'token request' }
-    return this.transport.withRetries(op, async (attempt) => {
-      const res = await this.transport.sendOnce(req, this.transport.headersTimeoutFor(attempt))
-      const body = Buffer.from(await res.body.arrayBuffer())
-      return { status: res.statusCode, headers: res.headers, body, url: req.url }
+  private async tokenRequest(t: TokenAsk): Promise<string> {
+    let res: RegistryResponse | undefined
+    if (t.cred && 'identityToken' in t.cred) {
+      res = await this.postToken(t, t.cred.identityToken)
+      if (NO_OAUTH_POST.has(res.status)) res = undefined
+    }
+    res ??= await this.getToken(t)
+    const { registry, repo } = t
+    const host = new URL(t.realm).host
+    const details = { registry, repository: repo, request: 'token request', status: res.status }
+    if (res.status !== 200) {
+      const { text, code } = describeErrorBody(Buffer.from(res.body).toString('utf8'))
+      const detail = `token server ${host} answered HTTP ${res.status}${text ? ` (${text})` : ''}`
+      if (res.status === 401 || res.status === 403) {
+        const hint = t.cred
+          ? `check the credentials for ${registry} and that they may access ${repo}`
+          : 'no credentials are configured for it: log in with docker/login-action or set the username/password inputs'
+        throw new RegistryError(
+          `registry ${registry} refused access ${describe(t.cred)} to ${repo}: ${detail}; ${hint}`,
+          { ...details, status: 401, code }
+        )
+      }
+      throw new RegistryError(
+        `token request for ${repo} on registry ${registry} (${t.scopes.join(' ')}) failed ${describe(t.cred)}: ${detail}`,
+        { ...details, code }
+      )
+    }
+    let doc: { token?: unknown; access_token?: unknown }
+    try {
+      doc = JSON.parse(Buffer.from(res.body).toString('utf8')) as typeof doc
+    } catch {
+      throw new RegistryError(
+        `token server ${host} for registry ${registry} returned a response that is not JSON (content-type ${header(res.headers, 'content-type') ?? 'none'})`,
+        details
+      )
+    }
+    const token = doc.token || doc.access_token
+    if (typeof token !== 'string' || !token)
+      throw new RegistryError(
+        `token server ${host} for registry ${registry} returned no token`,
+        details
+      )
+    return token
+  }
+
+  /** A token request: outside the limiter, Basic credentials to the realm's origin only. */
+  private sendToken(
+    t: TokenAsk,
+    method: 'GET' | 'POST',
+    url: string,
+    init: Pick<RegistryRequest, 'headers' | 'body' | 'token'>
+  ): Promise<RegistryResponse> {
+    return this.send({
+      repo: { registry: t.registry, repository: t.repo },
+      method,
+      url,
+      what: `token for ${t.repo}`,
+      label: 'token request',
+      expect: 'any',
+      read: { maxBytes: MAX_TOKEN_BYTES, limitName: 'token responses' },
+      unlimited: true,
+      token: {},
+      ...init
     })
   }
 
-  private getToken(
-    realm: string,
-    service: string | undefined,
-    scopes: string[],
-    cred: Credential | undefined
-  ): Promise<HttpResponse> {
-    const u = new URL(realm)
-    if (service) u.searchParams.set('service', service)
-    for (const s of scopes) u.searchParams.append('scope', s)
-    const headers: Record<string, string> = {}
-    if (cred) {
-      if (cred.username) u.searchParams.set('account', cred.username)
-      headers.authorization = `Basic ${basicValue(cred)}`
-    }
-    return this.send({ method: 'GET', url: u.toString(), headers })
+  private getToken(t: TokenAsk): Promise<RegistryResponse> {
+    const u = new URL(t.realm)
+    if (t.service) u.searchParams.set('service', t.service)
+    for (const s of t.scopes) u.searchParams.append('scope', s)
+    if (t.cred?.username) u.searchParams.set('account', t.cred.username)
+    const credential = t.cred && `Basic ${basicValue(t.cred)}`
+    return this.sendToken(t, 'GET', u.toString(), { token: { credential } })
   }
 
   /** OAuth2 refresh-token grant, as docker does with identity tokens. */
-  private postToken(
-    realm: string,
-    service: string | undefined,
-    scopes: string[],
-    identityToken: string
-  ): Promise<HttpResponse> {
+  private postToken(t: TokenAsk, identityToken: string): Promise<RegistryResponse> {
     const form = new URLSearchParams({
       grant_type: 'refresh_token',
       refresh_token: identityToken,
       client_id: 'multiarch-merge'
     })
-    if (service) form.set('service', service)
-    if (scopes.length) form.set('scope', scopes.join(' '))
-    return this.send({
-      method: 'POST',
-      url: realm,
+    if (t.service) form.set('service', t.service)
+    if (t.scopes.length) form.set('scope', t.scopes.join(' '))
+    const body = form.toString()
+    return this.sendToken(t, 'POST', t.realm, {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: form.toString()
+      body: () => body
     })
   }
+}
 
-  private async tokenRequest(
-    registry: string,
-    realm: string,
-    service: string | undefined,
-    scopes: string[],
-    cred: Credential | undefined,
-    repo: string
-  ): Promise<string> {
-    let res: HttpResponse | undefined
-    if (cred && 'identityToken' in cred) {
-      res = await this.postToken(realm, service, scopes, cred.identityToken)
-      if (NO_OAUTH_POST.has(res.status)) res = undefined
-    }
-    res ??= await this.getToken(realm, service, scopes, cred)
-    const host = new URL(realm).host
-    if (res.status !== 200) {
-      const { text } = describeErrorBody(Buffer.from(res.body).toString('utf8'))
-      const detail = `token server ${host} answered HTTP ${res.status}${text ? ` (${text})` : ''}`
-      if (res.status === 401 || res.status === 403) {
-        const hint = cred
-          ? `check the credentials for ${registry} and that they may access ${repo}`
-          : 'no credentials are configured for it: log in with docker/login-action or set the username/password inputs'
-        throw new RegistryError(
-          `registry ${registry} refused access ${describe(cred)} to ${repo}: ${detail}; ${hint}`,
-          401
-        )
-      }
-      throw new RegistryError(
-        `token request for ${repo} on registry ${registry} (${scopes.join(' ')}) failed ${describe(cred)}: ${detail}`,
-        res.status
-      )
-    }
-    let doc: { token?: string; access_token?: string }
-    try {
-      doc = JSON.parse(Buffer.from(res.body).toString('utf8')) as typeof doc
-    } catch {
-      throw new RegistryError(
-        `token server ${host} for registry ${registry} returned a response that is not JSON (content-type ${header(res.headers, 'content-type') ?? 'none'})`
-      )
-    }
-    const token = doc.token || doc.access_token
-    if (!token)
-      throw new RegistryError(`token server ${host} for registry ${registry} returned no token`)
-    return token
-  }
+interface TokenAsk {
+  registry: string
+  repo: string
+  realm: string
+  service?: string
+  scopes: string[]
+  cred?: Credential
 }

@@ -1,0 +1,169 @@
+// Applying the plan: copy the children into every target repository, then move the tags, putting
+// moved tags back if another one fails.
+import type { Child } from './core/children.js'
+import { reposToPush, type IndexPlan, type TagResult } from './core/plan.js'
+import { repoName, type Reference, type Repository } from './core/reference.js'
+import { ensureChildren, TargetCopier } from './copy.js'
+import type { Logger } from './logger.js'
+import type { ManifestStore } from './manifest-store.js'
+import type { MergeOptions } from './merge.js'
+import { copyAttached, findAttached } from './referrers.js'
+import type { RegistryClient } from './registry/client.js'
+import { detailsOf, isDenied, isTagConflict, RegistryError } from './registry/errors.js'
+import { allSettledOrThrow } from './util/limiter.js'
+
+export type ApplyOptions = Pick<MergeOptions, 'tags' | 'onConflict' | 'copyReferrers' | 'deadline'>
+
+/** Copies, then pushes; `results` (from planTags) record what each tag push did. */
+export async function apply(
+  client: RegistryClient,
+  store: ManifestStore,
+  opts: ApplyOptions,
+  targets: Repository[],
+  plan: IndexPlan,
+  results: TagResult[],
+  log: Logger
+): Promise<void> {
+  const pushTargets = reposToPush(targets, opts.tags, results)
+  await log.group('Copy children into target repositories', () =>
+    copyChildren(client, store, opts, targets, pushTargets, plan.children, log)
+  )
+  if (opts.deadline !== undefined && Date.now() > opts.deadline) {
+    throw new RegistryError(
+      'the time budget (input timeout) ran out before the tags were pushed: no tag moved'
+    )
+  }
+  await log.group('Push tags', () => pushTags(client, opts, targets, plan.index, results, log))
+}
+
+async function copyChildren(
+  client: RegistryClient,
+  store: ManifestStore,
+  opts: ApplyOptions,
+  targets: Repository[],
+  pushTargets: Repository[],
+  children: Child[],
+  log: Logger
+): Promise<void> {
+  // Every child must be in every target before any tag moves: a failure leaves all tags as they were.
+  const copiers = targets.map((t) => new TargetCopier(client, t, (d) => store.knownConfig(d)))
+  const pushing = copiers.filter((c) => pushTargets.includes(c.target))
+  const [attached] = await Promise.all([
+    opts.copyReferrers ? findAttached(client, store, children, log) : [],
+    allSettledOrThrow(pushing.map((c) => ensureChildren(c, store, children)))
+  ])
+  // Referrers change after the index is made (signing), so they are copied even to current tags.
+  if (attached.length)
+    await allSettledOrThrow(copiers.map((c) => copyAttached(client, c, attached, log)))
+  for (const c of pushing) log.info(c.describe())
+  if (pushTargets.length === 0) log.info('every tag is already current: nothing to copy')
+}
+
+async function pushTags(
+  client: RegistryClient,
+  opts: ApplyOptions,
+  targets: Repository[],
+  index: IndexPlan['index'],
+  results: TagResult[],
+  log: Logger
+): Promise<void> {
+  // Tags of one repository go one after another (Quay fails concurrent PUTs of one manifest);
+  // repositories run in parallel.
+  const settled = await Promise.allSettled(
+    targets.map(async (repo) => {
+      for (const [i, t] of opts.tags.entries()) {
+        if (repoName(t) === repoName(repo)) await pushTag(client, opts, t, index, results[i], log)
+      }
+    })
+  )
+  const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected')
+  if (failed) {
+    await rollBack(client, opts.tags, results, index.digest, log)
+    throw failed.reason
+  }
+}
+
+async function pushTag(
+  client: RegistryClient,
+  opts: ApplyOptions,
+  t: Reference,
+  index: IndexPlan['index'],
+  r: TagResult,
+  log: Logger
+): Promise<void> {
+  if (r.outcome === 'unchanged') {
+    log.info(`${r.ref} already points at ${index.digest}: not pushed again`)
+    return
+  }
+  try {
+    await client.putManifest(t, t.tag ?? 'latest', index)
+  } catch (e) {
+    if (!(e instanceof RegistryError && isTagConflict(e)) || !r.previous) throw e
+    // A 403 is a conflict only if pushing as such is allowed: storing the index by digest
+    // tells a tag that may not move from credentials that may not push at all.
+    if (isDenied(e) && opts.onConflict !== 'fail') await client.putManifest(t, index.digest, index)
+    handleConflict(opts, t, r, e, log)
+    r.outcome = 'skipped'
+    return
+  }
+  r.moved = true
+  log.info(`pushed ${r.ref} -> ${index.digest}${r.previous ? ` (was ${r.previous})` : ''}`)
+}
+
+/** The tag exists with another digest and the registry refuses to move it: on-conflict decides. */
+function handleConflict(
+  opts: ApplyOptions,
+  t: Reference,
+  r: TagResult,
+  e: RegistryError,
+  log: Logger
+): void {
+  const message =
+    `tag ${r.ref} holds ${r.previous} and the registry refused to overwrite it (HTTP ${e.status}): ` +
+    `the credentials lack overwrite (delete) permission on ${repoName(t)}, or the tag is immutable`
+  if (opts.onConflict === 'skip') log.info(`skipped: ${message}`)
+  else if (opts.onConflict === 'warn') log.warning(message)
+  else {
+    throw new RegistryError(`${message} (set on-conflict: skip or warn to go on)`, detailsOf(e))
+  }
+}
+
+/**
+ * A tag PUT failed after others moved: put the moved tags back on what they held, so that a
+ * failed run does not leave tags of one release on different digests. Best effort.
+ */
+async function rollBack(
+  client: RegistryClient,
+  tags: Reference[],
+  results: TagResult[],
+  digest: string,
+  log: Logger
+): Promise<void> {
+  await Promise.all(
+    tags.map(async (t, i) => {
+      const r = results[i]
+      if (r.outcome !== 'pushed' || !r.moved) return
+      if (!r.previous) {
+        log.warning(
+          `${r.ref} did not exist before this run and now holds the new index: delete it by hand if needed`
+        )
+        return
+      }
+      try {
+        // Only a tag that still holds our index is put back: another run may have moved it since.
+        const now = await client.headManifest(t, t.tag ?? 'latest')
+        if (now?.digest !== digest) {
+          log.warning(
+            `${r.ref} now holds ${now?.digest ?? 'nothing'}, not this run's index: left as it is`
+          )
+          return
+        }
+        const previous = await client.getManifest(t, r.previous)
+        await client.putManifest(t, t.tag ?? 'latest', previous)
+        log.warning(`${r.ref} put back on ${r.previous} because another tag could not be pushed`)
+      } catch (e) {
+        log.warning(`${r.ref} could not be put back on ${r.previous}: ${(e as Error).message}`)
+      }
+    })
+  )
+}

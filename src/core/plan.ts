@@ -1,0 +1,129 @@
+// The merge's plan, decided without I/O from what was resolved: which entries go into the index,
+// the index itself, and what each tag will do given what it holds now.
+import { UserError } from '../errors.js'
+import {
+  checkRequiredPlatforms,
+  selectChildren,
+  type Child,
+  type SelectOptions
+} from './children.js'
+import { buildIndex, type BuildOptions } from './index-builder.js'
+import type { RawManifest } from './manifest.js'
+import { formatPlatformFull, type Platform } from './platform.js'
+import { formatReference, repoName, type Reference, type Repository } from './reference.js'
+
+/** A failure the user can fix by changing an input; reported without "merge failed". */
+export class MergeInputError extends UserError {}
+
+export interface EntryOptions extends SelectOptions {
+  requirePlatforms?: Platform[]
+  allowExtraPlatforms?: boolean
+}
+
+export interface Entries {
+  children: Child[]
+  /** One line per decision, for the grouped log; later steps (strip-provenance) add theirs. */
+  decisions: string[]
+}
+
+/**
+ * Chooses the index's entries from everything resolved and checks them against the platform
+ * inputs. `sourceInputs` are the sources as written, for the require-platforms message.
+ */
+export function selectEntries(all: Child[], opts: EntryOptions, sourceInputs: string[]): Entries {
+  const { children, decisions } = selectChildren(all, opts)
+  if (opts.platforms && !children.some((c) => c.kind === 'image')) {
+    const found = all
+      .filter((c) => c.kind === 'image')
+      .map((c) => formatPlatformFull(c.descriptor.platform as Platform))
+    throw new MergeInputError(
+      `input platforms: ${opts.platforms.map(formatPlatformFull).join(', ')} matches none of the images found (${found.join(', ')})`
+    )
+  }
+  if (opts.requirePlatforms) {
+    const problem = checkRequiredPlatforms(
+      children,
+      opts.requirePlatforms,
+      !!opts.allowExtraPlatforms,
+      sourceInputs
+    )
+    if (problem) throw new MergeInputError(problem)
+  }
+  return { children, decisions }
+}
+
+export interface IndexOptions extends BuildOptions {
+  /** Added to every image descriptor (metadata-action's manifest-descriptor: level). */
+  descriptorAnnotations?: Record<string, string>
+}
+
+export interface IndexPlan {
+  /** The entries as they go into the index, descriptor annotations applied. */
+  children: Child[]
+  index: RawManifest & { json: string }
+}
+
+/** Builds the index from the chosen entries; throws FormatError when the format cannot hold them. */
+export function planIndex(entries: Child[], opts: IndexOptions): IndexPlan {
+  const children = withDescriptorAnnotations(entries, opts.descriptorAnnotations ?? {})
+  const index = buildIndex(
+    children.map((c) => c.descriptor),
+    { format: opts.format, annotations: opts.annotations }
+  )
+  return { children, index }
+}
+
+function withDescriptorAnnotations(children: Child[], extra: Record<string, string>): Child[] {
+  if (!Object.keys(extra).length) return children
+  return children.map((c) =>
+    c.kind === 'image'
+      ? {
+          ...c,
+          descriptor: { ...c.descriptor, annotations: { ...c.descriptor.annotations, ...extra } }
+        }
+      : c
+  )
+}
+
+export type TagOutcome = 'pushed' | 'unchanged' | 'dry-run' | 'skipped'
+
+export interface TagResult {
+  ref: string
+  /** Planned as pushed, unchanged or dry-run; a refused push turns into skipped (on-conflict). */
+  outcome: TagOutcome
+  /** The digest the tag held before this run. */
+  previous?: string
+  /** Set once the tag has been moved to the index, so a failed run knows what to put back. */
+  moved?: boolean
+}
+
+/**
+ * What each tag will do: a tag already on the index is left as it is, any other is pushed (or
+ * would be, in a dry run). `current[i]` is the digest `tags[i]` holds now, if any.
+ */
+export function planTags(
+  tags: Reference[],
+  current: Array<string | undefined>,
+  indexDigest: string,
+  dryRun: boolean
+): TagResult[] {
+  return tags.map((t, i) => {
+    const previous = current[i]
+    const outcome: TagOutcome =
+      previous === indexDigest ? 'unchanged' : dryRun ? 'dry-run' : 'pushed'
+    return previous
+      ? { ref: formatReference(t), outcome, previous }
+      : { ref: formatReference(t), outcome }
+  })
+}
+
+/** The target repositories with a tag to push: one whose tags are all current holds the children. */
+export function reposToPush(
+  targets: Repository[],
+  tags: Reference[],
+  results: TagResult[]
+): Repository[] {
+  return targets.filter((repo) =>
+    tags.some((t, i) => repoName(t) === repoName(repo) && results[i].outcome === 'pushed')
+  )
+}
