@@ -4,42 +4,7 @@ import { buildIndex, chooseIndexType } from '../../src/core/index-builder.js'
 import { sha256 } from '../../src/core/digest.js'
 import { parseManifest, type Descriptor, type IndexManifest } from '../../src/core/manifest.js'
 import { DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from '../../src/core/mediatypes.js'
-
-const dg = (n: number): string => 'sha256:' + n.toString(16).padStart(64, '0')
-const repo = { registry: 'r.io', repository: 'app' }
-
-function image(n: number, platform: string, mediaType = OCI_MANIFEST, src = `src${n}`): Child {
-  const [os, architecture, variant] = platform.split('/')
-  return {
-    kind: 'image',
-    descriptor: {
-      mediaType,
-      digest: dg(n),
-      size: 100 + n,
-      platform: variant ? { os, architecture, variant } : { os, architecture }
-    },
-    source: repo,
-    sourceInput: src
-  }
-}
-function att(n: number, subject: number): Child {
-  return {
-    kind: 'attestation',
-    descriptor: {
-      mediaType: OCI_MANIFEST,
-      digest: dg(n),
-      size: 50,
-      platform: { os: 'unknown', architecture: 'unknown' },
-      annotations: {
-        'vnd.docker.reference.type': 'attestation-manifest',
-        'vnd.docker.reference.digest': dg(subject)
-      }
-    },
-    source: repo,
-    sourceInput: `src${subject}`,
-    subject: dg(subject)
-  }
-}
+import { att, dg, image } from '../helpers/children.js'
 
 describe('unwrapIndex', () => {
   it('classifies entries in order', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals'
 import { DuplicatePlatformError, type Child } from '../../src/core/children.js'
 import { sha256 } from '../../src/core/digest.js'
 import { FormatError } from '../../src/core/index-builder.js'
-import { DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from '../../src/core/mediatypes.js'
+import { DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX } from '../../src/core/mediatypes.js'
 import {
   MergeInputError,
   planIndex,
@@ -13,43 +13,7 @@ import {
 } from '../../src/core/plan.js'
 import { parseReference } from '../../src/core/reference.js'
 import { UserError } from '../../src/errors.js'
-
-const dg = (n: number): string => 'sha256:' + n.toString(16).padStart(64, '0')
-const repo = { registry: 'r.io', repository: 'app' }
-
-function image(n: number, platform: string, mediaType = OCI_MANIFEST): Child {
-  const [os, architecture, variant] = platform.split('/')
-  return {
-    kind: 'image',
-    descriptor: {
-      mediaType,
-      digest: dg(n),
-      size: 100 + n,
-      platform: variant ? { os, architecture, variant } : { os, architecture }
-    },
-    source: repo,
-    sourceInput: `src${n}`
-  }
-}
-
-function att(n: number, subject: number): Child {
-  return {
-    kind: 'attestation',
-    descriptor: {
-      mediaType: OCI_MANIFEST,
-      digest: dg(n),
-      size: 50,
-      platform: { os: 'unknown', architecture: 'unknown' },
-      annotations: {
-        'vnd.docker.reference.type': 'attestation-manifest',
-        'vnd.docker.reference.digest': dg(subject)
-      }
-    },
-    source: repo,
-    sourceInput: `src${subject}`,
-    subject: dg(subject)
-  }
-}
+import { att, dg, image } from '../helpers/children.js'
 
 const digests = (cs: Child[]): string[] => cs.map((c) => c.descriptor.digest)
 const base = { onDuplicate: 'error' as const, attestations: 'keep' as const }
