@@ -34557,14 +34557,7 @@ function handleConflict(opts, t, r, e, log) {
   if (opts.onConflict === "skip") log.info(`skipped: ${message}`);
   else if (opts.onConflict === "warn") log.warning(message);
   else {
-    throw new RegistryError(`${message} (set on-conflict: skip or warn to go on)`, {
-      status: e.status,
-      code: e.code,
-      registry: t.registry,
-      repository: t.repository,
-      request: e.request,
-      cause: e
-    });
+    throw new RegistryError(`${message} (set on-conflict: skip or warn to go on)`, detailsOf(e));
   }
 }
 async function rollBack(client, tags, results, digest, log) {
