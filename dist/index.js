@@ -5304,7 +5304,7 @@ var require_webidl = __commonJS({
 var require_util2 = __commonJS({
   "node_modules/undici/lib/web/fetch/util.js"(exports, module) {
     "use strict";
-    var { Transform } = __require("node:stream");
+    var { Transform: Transform2 } = __require("node:stream");
     var zlib = __require("node:zlib");
     var { redirectStatusSet, referrerPolicyTokens, badPortsSet } = require_constants3();
     var { getGlobalOrigin } = require_global();
@@ -5895,7 +5895,7 @@ var require_util2 = __commonJS({
       contentRange += isomorphicEncode(`${fullLength}`);
       return contentRange;
     }
-    var InflateStream = class extends Transform {
+    var InflateStream = class extends Transform2 {
       #zlibOptions;
       /** @param {zlib.ZlibOptions} [zlibOptions] */
       constructor(zlibOptions) {
@@ -8157,7 +8157,7 @@ var require_client_h2 = __commonJS({
   "node_modules/undici/lib/dispatcher/client-h2.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { pipeline } = __require("node:stream");
+    var { pipeline: pipeline2 } = __require("node:stream");
     var util = require_util();
     var {
       RequestContentLengthMismatchError,
@@ -8829,7 +8829,7 @@ var require_client_h2 = __commonJS({
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body, client, request3, contentLength) {
       assert(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe = pipeline(
+      const pipe = pipeline2(
         body,
         h2stream,
         (err) => {
@@ -12743,7 +12743,7 @@ var require_api_pipeline = __commonJS({
         util.destroy(ret, err);
       }
     };
-    function pipeline(opts, handler2) {
+    function pipeline2(opts, handler2) {
       try {
         const pipelineHandler = new PipelineHandler(opts, handler2);
         this.dispatch({ ...opts, body: pipelineHandler.req }, pipelineHandler);
@@ -12752,7 +12752,7 @@ var require_api_pipeline = __commonJS({
         return new PassThrough().destroy(err);
       }
     }
-    module.exports = pipeline;
+    module.exports = pipeline2;
   }
 });
 
@@ -13883,13 +13883,13 @@ var require_mock_pool = __commonJS({
 var require_pending_interceptors_formatter = __commonJS({
   "node_modules/undici/lib/mock/pending-interceptors-formatter.js"(exports, module) {
     "use strict";
-    var { Transform } = __require("node:stream");
+    var { Transform: Transform2 } = __require("node:stream");
     var { Console } = __require("node:console");
     var PERSISTENT = process.versions.icu ? "\u2705" : "Y ";
     var NOT_PERSISTENT = process.versions.icu ? "\u274C" : "N ";
     module.exports = class PendingInterceptorsFormatter {
       constructor({ disableColors } = {}) {
-        this.transform = new Transform({
+        this.transform = new Transform2({
           transform(chunk, _enc, cb) {
             cb(null, chunk);
           }
@@ -18358,7 +18358,7 @@ var require_decompress = __commonJS({
   "node_modules/undici/lib/interceptor/decompress.js"(exports, module) {
     "use strict";
     var { createInflate, createGunzip, createBrotliDecompress, createZstdDecompress } = __require("node:zlib");
-    var { pipeline, Transform: TransformStream2 } = __require("node:stream");
+    var { pipeline: pipeline2, Transform: TransformStream2 } = __require("node:stream");
     var { InvalidArgumentError, ResponseExceededMaxSizeError } = require_errors();
     var DecoratorHandler = require_decorator_handler();
     var { runtimeFeatures } = require_runtime_features();
@@ -18675,7 +18675,7 @@ var require_decompress = __commonJS({
       #setupMultipleDecompressors() {
         const lastDecompressor = this.#decompressors[this.#decompressors.length - 1];
         this.#setupDecompressorEvents(lastDecompressor);
-        pipeline(this.#decompressors, (err) => {
+        pipeline2(this.#decompressors, (err) => {
           if (this.#terminated) {
             return;
           }
@@ -21506,7 +21506,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants3();
     var EE = __require("node:events");
-    var { Readable, pipeline, finished, isErrored, isReadable } = __require("node:stream");
+    var { Readable, pipeline: pipeline2, finished, isErrored, isReadable } = __require("node:stream");
     var { addAbortListener, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -22497,7 +22497,7 @@ var require_fetch = __commonJS({
                 status,
                 statusText,
                 headersList,
-                body: decoders.length ? pipeline(this.body, ...decoders, (err) => {
+                body: decoders.length ? pipeline2(this.body, ...decoders, (err) => {
                   if (err) {
                     this.onError(err);
                   }
@@ -25989,7 +25989,7 @@ var require_eventsource_stream = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource-stream.js"(exports, module) {
     "use strict";
     var buffer = __require("node:buffer");
-    var { Transform } = __require("node:stream");
+    var { Transform: Transform2 } = __require("node:stream");
     var { isASCIINumber, isValidLastEventId } = require_util6();
     var BOM = [239, 187, 191];
     var LF = 10;
@@ -26039,7 +26039,7 @@ var require_eventsource_stream = __commonJS({
       error2.aborted = false;
       return error2;
     }
-    var EventSourceStream = class extends Transform {
+    var EventSourceStream = class extends Transform2 {
       /**
        * @type {eventSourceSettings}
        */
@@ -26394,7 +26394,7 @@ ${value}`;
 var require_eventsource = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource.js"(exports, module) {
     "use strict";
-    var { pipeline } = __require("node:stream");
+    var { pipeline: pipeline2 } = __require("node:stream");
     var { fetching } = require_fetch();
     var { makeRequest } = require_request2();
     var { webidl } = require_webidl();
@@ -26554,7 +26554,7 @@ var require_eventsource = __commonJS({
               ));
             }
           });
-          pipeline(
+          pipeline2(
             response.body.stream,
             eventSourceStream,
             (error2) => {
@@ -32384,6 +32384,43 @@ function isSchema1Type(mediaType) {
   return mediaType === DOCKER_SCHEMA1 || mediaType === DOCKER_SCHEMA1_SIGNED;
 }
 
+// src/core/digest.ts
+import { createHash } from "node:crypto";
+var DIGEST_RE = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+function sha256(data) {
+  return "sha256:" + createHash("sha256").update(data).digest("hex");
+}
+function digestOf(data, algorithm) {
+  return `${algorithm}:` + createHash(algorithm).update(data).digest("hex");
+}
+function isDigest(value) {
+  return DIGEST_RE.test(value);
+}
+function digestProblem(value) {
+  if (isDigest(value)) return void 0;
+  const m = /^([A-Za-z0-9+._-]+):(.*)$/.exec(value);
+  if (!m) return 'a digest is "sha256:" followed by 64 hex characters';
+  const [, algorithm, hex] = m;
+  if (algorithm !== "sha256" && algorithm !== "sha512")
+    return `unsupported digest algorithm "${algorithm}" (use sha256)`;
+  const want = algorithm === "sha256" ? 64 : 128;
+  if (/[A-F]/.test(hex)) return "digest hex must be lowercase";
+  if (!/^[a-f0-9]*$/.test(hex)) return "digest contains characters that are not hex";
+  return `${algorithm} digest must have ${want} hex characters, got ${hex.length}`;
+}
+function verifyDigest(data, expected, what) {
+  if (!isDigest(expected)) {
+    throw new Error(`${what}: ${JSON.stringify(expected)} is not a digest this action accepts`);
+  }
+  const algorithm = expected.split(":")[0];
+  const actual = digestOf(data, algorithm);
+  if (actual !== expected) {
+    throw new Error(
+      `${what}: content does not match its digest (asked for ${expected}, received content hashing to ${actual})`
+    );
+  }
+}
+
 // src/core/manifest.ts
 var ATTESTATION_TYPE_KEY = "vnd.docker.reference.type";
 var ATTESTATION_DIGEST_KEY = "vnd.docker.reference.digest";
@@ -32426,24 +32463,35 @@ function parseManifest(raw, where) {
     if (!Array.isArray(m.manifests)) {
       throw new ManifestError(`${where}: index has no "manifests" list`);
     }
-    for (const d of m.manifests) checkDescriptor(d, where);
+    ;
+    m.manifests.forEach((d, i) => checkDescriptor(d, `${where}: entry ${i}`));
+    if (m.subject !== void 0) checkDescriptor(m.subject, `${where}: subject`);
     return { kind: "index", mediaType, index: m };
   }
   if (isImageManifestType(mediaType)) {
     if (!m.config || !Array.isArray(m.layers)) {
       throw new ManifestError(`${where}: image manifest lacks "config" or "layers"`);
     }
-    checkDescriptor(m.config, where);
-    for (const d of m.layers) checkDescriptor(d, where);
+    checkDescriptor(m.config, `${where}: config`);
+    m.layers.forEach((d, i) => checkDescriptor(d, `${where}: layer ${i}`));
+    if (m.subject !== void 0) checkDescriptor(m.subject, `${where}: subject`);
     return { kind: "image", mediaType, manifest: m };
   }
   throw new ManifestError(`${where}: unsupported manifest media type "${mediaType}"`);
 }
 function checkDescriptor(d, where) {
   const x = d;
-  if (!x || typeof x.mediaType !== "string" || typeof x.digest !== "string" || typeof x.size !== "number") {
-    throw new ManifestError(`${where}: malformed descriptor ${JSON.stringify(d)}`);
+  if (!x || typeof x !== "object" || typeof x.mediaType !== "string" || typeof x.digest !== "string" || typeof x.size !== "number" || !Number.isSafeInteger(x.size) || x.size < 0) {
+    throw new ManifestError(`${where}: malformed descriptor ${JSON.stringify(d).slice(0, 300)}`);
   }
+  const problem = digestProblem(x.digest);
+  if (problem) {
+    throw new ManifestError(
+      `${where} has the digest ${JSON.stringify(x.digest)}, which is refused: ${problem}`
+    );
+  }
+  const platform2 = x.platform === void 0 ? void 0 : platformProblem(x.platform);
+  if (platform2) throw new ManifestError(`${where} (${x.digest}) is not usable: ${platform2}`);
 }
 function isAttestationDescriptor(d) {
   return d.annotations?.[ATTESTATION_TYPE_KEY] === ATTESTATION_MANIFEST;
@@ -32467,6 +32515,24 @@ function blobsOf(m) {
 }
 
 // src/core/platform.ts
+var NAME_RE = /^[a-z0-9._-]{1,64}$/;
+var VERSION_RE = /^[A-Za-z0-9.]{1,128}$/;
+function platformProblem(p) {
+  const bad = (field, value, what) => `its platform field ${field} is ${JSON.stringify(value)}, which is not ${what}`;
+  for (const field of ["os", "architecture"]) {
+    if (typeof p[field] !== "string" || !NAME_RE.test(p[field]))
+      return bad(field, p[field], "lowercase letters, digits and ._-");
+  }
+  if (p.variant != null && p.variant !== "" && (typeof p.variant !== "string" || !NAME_RE.test(p.variant)))
+    return bad("variant", p.variant, "lowercase letters, digits and ._-");
+  const version = p["os.version"];
+  if (version != null && version !== "" && (typeof version !== "string" || !VERSION_RE.test(version)))
+    return bad("os.version", version, "letters, digits and dots");
+  const features = p["os.features"];
+  if (features != null && (!Array.isArray(features) || !features.every((f) => typeof f === "string" && VERSION_RE.test(f))))
+    return bad("os.features", features, "a list of letters, digits and dots");
+  return void 0;
+}
 function formatPlatform(p) {
   return [p.os, p.architecture, p.variant].filter(Boolean).join("/");
 }
@@ -32559,51 +32625,19 @@ function platformFromConfig(config, where) {
     );
   }
   const p = { architecture, os: os5 };
-  if (typeof doc["os.version"] === "string" && doc["os.version"])
+  if (doc["os.version"] != null && doc["os.version"] !== "")
     p["os.version"] = doc["os.version"];
   const features = doc["os.features"];
-  if (Array.isArray(features) && features.length) p["os.features"] = features.map(String);
-  if (typeof variant === "string" && variant) p.variant = variant;
+  if (Array.isArray(features) && features.length) p["os.features"] = features;
+  if (variant != null && variant !== "") p.variant = variant;
+  const problem = platformProblem(p);
+  if (problem) throw new ManifestError(`${where}: the image config is not usable: ${problem}`);
   return p;
 }
 
 // src/inputs.ts
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-
-// src/core/digest.ts
-import { createHash } from "node:crypto";
-var DIGEST_RE = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
-function sha256(data) {
-  return "sha256:" + createHash("sha256").update(data).digest("hex");
-}
-function digestOf(data, algorithm) {
-  return `${algorithm}:` + createHash(algorithm).update(data).digest("hex");
-}
-function isDigest(value) {
-  return DIGEST_RE.test(value);
-}
-function digestProblem(value) {
-  if (isDigest(value)) return void 0;
-  const m = /^([A-Za-z0-9+._-]+):(.*)$/.exec(value);
-  if (!m) return 'a digest is "sha256:" followed by 64 hex characters';
-  const [, algorithm, hex] = m;
-  if (algorithm !== "sha256" && algorithm !== "sha512")
-    return `unsupported digest algorithm "${algorithm}" (use sha256)`;
-  const want = algorithm === "sha256" ? 64 : 128;
-  if (/[A-F]/.test(hex)) return "digest hex must be lowercase";
-  if (!/^[a-f0-9]*$/.test(hex)) return "digest contains characters that are not hex";
-  return `${algorithm} digest must have ${want} hex characters, got ${hex.length}`;
-}
-function verifyDigest(data, expected, what) {
-  const algorithm = expected.split(":")[0];
-  const actual = digestOf(data, algorithm);
-  if (actual !== expected) {
-    throw new Error(
-      `${what}: content does not match its digest (asked for ${expected}, received content hashing to ${actual})`
-    );
-  }
-}
 
 // src/core/reference.ts
 var DOCKER_HUB = "docker.io";
@@ -32664,7 +32698,7 @@ function parseReference(input) {
   return ref2;
 }
 function registryOf(hostOrUrl) {
-  const host = hostOrUrl.replace(/^[a-z][a-z0-9+.-]*:\/\//i, "").replace(/\/.*$/, "");
+  const host = hostOrUrl.replace(/^[a-z][a-z0-9+.-]*:\/\//i, "").replace(/\/.*$/, "").toLowerCase();
   return host === "index.docker.io" || host === "registry-1.docker.io" ? DOCKER_HUB : host;
 }
 function isRegistryHost(value) {
@@ -32926,12 +32960,43 @@ function parseInputs(get, onSecret = () => {
           `input insecure-registries: "${h}" is not a registry host (write host or host:port, without scheme or path)`
         );
       }
-      return h;
+      return h.toLowerCase();
     }),
     credentials,
     githubToken: secret(get("github-token"), onSecret)
   };
 }
+
+// src/core/inert.ts
+var CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+function escape(c) {
+  const code = c.charCodeAt(0);
+  return code <= 255 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16)}`;
+}
+function inert(text) {
+  const s = text.replace(CONTROL, escape).replace(/##\[/g, "#\\x23[");
+  return s.startsWith("::") ? `\\x3a${s.slice(1)}` : s;
+}
+var HTML = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&#39;"
+};
+function escapeHtml(text) {
+  return inert(text).replace(/[&<>"']/g, (c) => HTML[c]);
+}
+
+// src/action-log.ts
+var actionLog = {
+  info: (m) => info(inert(m)),
+  warning: (m) => warning(inert(m)),
+  debug: (m) => debug(inert(m)),
+  notice: (m) => notice(inert(m)),
+  fail: (m) => setFailed(inert(m)),
+  group: (name, fn) => group(inert(name), fn)
+};
 
 // src/core/children.ts
 function unwrapIndex(index, where) {
@@ -32951,7 +33016,8 @@ function unwrapIndex(index, where) {
   });
 }
 function attestationSubject(d) {
-  return d.annotations?.[ATTESTATION_DIGEST_KEY];
+  const subject = d.annotations?.[ATTESTATION_DIGEST_KEY];
+  return subject !== void 0 && isDigest(subject) ? subject : void 0;
 }
 function selectChildren(all, opts) {
   const decisions = [];
@@ -33137,6 +33203,20 @@ function selectEntries(all, opts, sourceInputs) {
   }
   return { children, decisions };
 }
+function describedAsFetched(children, fetched, decisions) {
+  return children.map((c) => {
+    const raw = c.rewritten ? void 0 : fetched.get(c.descriptor.digest);
+    if (!raw) return c;
+    const { size, mediaType } = c.descriptor;
+    const known = isIndexType(raw.mediaType) || isImageManifestType(raw.mediaType);
+    const type = known ? raw.mediaType : mediaType;
+    if (size === raw.bytes.length && mediaType === type) return c;
+    decisions.push(
+      `entry ${c.descriptor.digest} of ${c.sourceInput}: its index says ${mediaType}, ${size} bytes; the manifest is ${type}, ${raw.bytes.length} bytes, as the index now says`
+    );
+    return { ...c, descriptor: { ...c.descriptor, size: raw.bytes.length, mediaType: type } };
+  });
+}
 function planIndex(entries, opts) {
   const children = withDescriptorAnnotations(entries, opts.descriptorAnnotations ?? {});
   const index = buildIndex(
@@ -33283,6 +33363,9 @@ async function ensureChildren(copier, store, children) {
     })
   );
 }
+
+// src/registry/client.ts
+import { pipeline, Transform } from "node:stream";
 
 // src/registry/errors.ts
 var RegistryError = class extends Error {
@@ -33440,11 +33523,12 @@ var Transport = class {
     return url.protocol === "https:" && this.opts.insecureHosts.has(url.host) ? this.insecure : this.secure;
   }
   /** One exchange; the body is left as a stream, which the caller must read or discard. */
-  async exchange(method, url, headers, body, headersTimeout) {
+  async exchange(method, url, headers, body, headersTimeout, stop) {
     this.requestCount++;
     const replayable = body === void 0 || typeof body === "string" || body instanceof Uint8Array;
     const ac = replayable ? new AbortController() : void 0;
     const timer = ac && setTimeout(() => ac.abort(new import_undici3.errors.HeadersTimeoutError()), headersTimeout);
+    const signals = [ac?.signal, stop].filter((x) => x !== void 0);
     try {
       const res = await (0, import_undici3.request)(url, {
         method,
@@ -33452,7 +33536,7 @@ var Transport = class {
         body,
         dispatcher: this.dispatcherFor(url),
         headersTimeout,
-        signal: ac?.signal
+        signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0]
       });
       return { status: res.statusCode, headers: res.headers, body: res.body };
     } finally {
@@ -33720,6 +33804,11 @@ var Authenticator = class {
         `token server ${host} for registry ${registry} returned no token`,
         details
       );
+    if (!/^[\x21-\x7e]+$/.test(token))
+      throw new RegistryError(
+        `token server ${host} for registry ${registry} returned a token with characters a header cannot carry`,
+        details
+      );
     return token;
   }
   /** A token request: outside the limiter, Basic credentials to the realm's origin only. */
@@ -33834,6 +33923,8 @@ var RequestPath = class {
     this.opts = opts;
     this.transport = new Transport(opts);
     this.retry = new RetryPolicy(opts);
+    if (opts.deadline !== void 0)
+      this.expired = AbortSignal.timeout(Math.max(0, opts.deadline - this.retry.now()));
     this.limiter = new Limiter(opts.maxConcurrency);
     this.auth = new Authenticator((r) => this.send(r), opts.credentials, opts.onSecret);
   }
@@ -33844,6 +33935,8 @@ var RequestPath = class {
   retry;
   limiter;
   schemes = /* @__PURE__ */ new Map();
+  /** Aborted when the step's budget runs out: every exchange and body read stops then. */
+  expired;
   get requestCount() {
     return this.transport.requestCount;
   }
@@ -33868,6 +33961,7 @@ var RequestPath = class {
       try {
         out = await this.limited(r, () => this.attempt(r, url, attempt, generation));
       } catch (e) {
+        if (this.expired?.aborted) throw this.outOfTime(r, url, e);
         await session?.abandon();
         if (!isTransientError(e)) throw this.failure(r, url, e);
         await this.backOff(r, url, attempt++, { reason: describeFailure(e), cause: e });
@@ -33925,7 +34019,8 @@ var RequestPath = class {
           url,
           this.headersFor(r, url),
           body,
-          timeout
+          timeout,
+          this.expired
         );
         this.opts.onResponse?.(url.toString(), ex.headers);
         const location = header(ex.headers, "location");
@@ -34052,6 +34147,14 @@ var RequestPath = class {
       status,
       code
     });
+  }
+  outOfTime(r, url, e) {
+    const who = r.token ? `token server ${url.host} of registry ${r.repo.registry}` : `registry ${r.repo.registry}`;
+    return this.error(
+      r,
+      `${this.asked(r)} in ${repoName(r.repo)}: the step's time budget (input timeout) ran out while waiting for ${who}`,
+      { cause: e }
+    );
   }
   /** A failure that is not an HTTP status: TLS, an unreachable host, or one of our own errors. */
   failure(r, url, e) {
@@ -34189,7 +34292,7 @@ var RegistryClient = class {
     }
     const bytes = res.body;
     const mediaType = declaredMediaType(bytes) ?? (header(res.headers, "content-type") ?? "").split(";")[0].trim();
-    const expected = reference.includes(":") ? reference : header(res.headers, "docker-content-digest");
+    const expected = reference.includes(":") ? reference : servedDigest(res, repo, what);
     if (!expected) return { bytes, mediaType, digest: digestOf(bytes, "sha256") };
     verifyDigest(bytes, expected, `${what} from registry ${repo.registry}`);
     return { bytes, mediaType, digest: expected };
@@ -34210,7 +34313,7 @@ var RegistryClient = class {
       if (isAbsent(e)) return void 0;
       throw e;
     }
-    const digest = header(res.headers, "docker-content-digest");
+    const digest = servedDigest(res, repo, `manifest ${reference}`);
     if (!digest) {
       const m = await this.getManifest(repo, reference);
       return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length };
@@ -34232,7 +34335,7 @@ var RegistryClient = class {
       headers: { "content-type": m.mediaType },
       body: () => m.bytes
     });
-    const served = header(res.headers, "docker-content-digest");
+    const served = servedDigest(res, repo, `manifest ${reference}`);
     if (served && served !== m.digest) {
       throw new RegistryError(
         `registry ${repo.registry} stored manifest ${reference} in ${repoName(repo)} under digest ${served}, but the bytes sent hash to ${m.digest}`,
@@ -34370,7 +34473,10 @@ var RegistryClient = class {
       session: uploadLocation
     });
   }
-  /** A blob's content as a stream, for a copy; the PUT it feeds holds the limiter's slot. */
+  /**
+   * A blob's content as a stream, for a copy; the PUT it feeds holds the limiter's slot. A blob
+   * longer or shorter than its descriptor says fails the copy, naming the blob.
+   */
   async openBlob(repo, digest, size) {
     const res = await this.request({
       repo,
@@ -34381,18 +34487,37 @@ var RegistryClient = class {
       read: "stream",
       unlimited: true
     });
+    const wrong = (length2) => new RegistryError(
+      `blob ${digest} in ${repoName(repo)} on registry ${repo.registry} is ${length2} bytes, but the manifest that references it says ${size}`,
+      { registry: repo.registry, repository: repo.repository, request: `GET blob ${digest}` }
+    );
     const stream = res.stream;
     const length = header(res.headers, "content-length");
     if (length !== void 0 && Number(length) !== size) {
       stream.destroy();
-      throw new RegistryError(
-        `blob ${digest} in ${repoName(repo)} on registry ${repo.registry} is ${length} bytes, but the manifest that references it says ${size}`,
-        { registry: repo.registry, repository: repo.repository, request: `GET blob ${digest}` }
-      );
+      throw wrong(length);
     }
-    return stream;
+    let seen = 0;
+    const exact = new Transform({
+      transform(chunk, _encoding, done) {
+        seen += chunk.length;
+        done(seen > size ? wrong(`more than ${size}`) : null, chunk);
+      },
+      flush(done) {
+        done(seen === size ? null : wrong(String(seen)));
+      }
+    });
+    return pipeline(stream, exact, () => void 0);
   }
 };
+function servedDigest(res, repo, what) {
+  const served = header(res.headers, "docker-content-digest");
+  if (served === void 0 || isDigest(served)) return served;
+  throw new RegistryError(
+    `registry ${repo.registry} sent the Docker-Content-Digest ${JSON.stringify(served)} for ${what} in ${repoName(repo)}, which is not a sha256 or sha512 digest`,
+    { registry: repo.registry, repository: repo.repository }
+  );
+}
 function referrersTag(digest) {
   return digest.replace(":", "-");
 }
@@ -34405,12 +34530,16 @@ function declaredMediaType(bytes) {
   }
 }
 function indexEntries(bytes, what) {
+  let doc;
   try {
-    const doc = JSON.parse(Buffer.from(bytes).toString("utf8"));
-    return Array.isArray(doc.manifests) ? doc.manifests : [];
+    doc = JSON.parse(Buffer.from(bytes).toString("utf8"));
   } catch {
     throw new RegistryError(`${what}: the registry returned an index that is not valid JSON`);
   }
+  if (!Array.isArray(doc.manifests)) return [];
+  const entries = doc.manifests;
+  entries.forEach((d, i) => checkDescriptor(d, `${what}: entry ${i}`));
+  return entries;
 }
 
 // src/referrers.ts
@@ -34616,6 +34745,10 @@ var ManifestStore = class {
       return m;
     });
   }
+  /** A manifest already fetched (or being fetched) by digest, without fetching it. */
+  fetched(digest) {
+    return this.manifests.peek(digest);
+  }
   /** A config already fetched (or being fetched) while resolving, for copies to reuse. */
   knownConfig(digest) {
     return this.configs.peek(digest);
@@ -34727,7 +34860,7 @@ async function resolveOne(store, spec, where) {
     };
     return [await imageChild(store, spec, descriptor, parsed.manifest, where)];
   }
-  return walkIndex(store, spec, raw, where);
+  return walkIndex(store, spec, raw, where, { visited: /* @__PURE__ */ new Set(), entries: 0 }, 1);
 }
 async function imageChild(store, spec, descriptor, manifest, where) {
   const config = await store.config(spec.ref, manifest.config.digest);
@@ -34739,10 +34872,23 @@ async function imageChild(store, spec, descriptor, manifest, where) {
     sourceInput: spec.input
   };
 }
-async function walkIndex(store, spec, raw, where) {
+var MAX_DEPTH = 8;
+var MAX_ENTRIES = 4096;
+async function walkIndex(store, spec, raw, where, walk, depth) {
+  if (walk.visited.has(raw.digest)) return [];
+  walk.visited.add(raw.digest);
+  if (depth > MAX_DEPTH) {
+    throw new ManifestError(
+      `${where}: indexes nested more than ${MAX_DEPTH} deep, at ${raw.digest}`
+    );
+  }
   const parsed = parseManifest(raw, where);
   if (parsed.kind !== "index")
     throw new ManifestError(`${where}: expected an index at ${raw.digest}`);
+  walk.entries += parsed.index.manifests.length;
+  if (walk.entries > MAX_ENTRIES) {
+    throw new ManifestError(`${where}: its indexes hold more than ${MAX_ENTRIES} entries`);
+  }
   const entries = unwrapIndex(parsed.index, `${where} (index ${raw.digest})`);
   const lists = await allSettledOrThrow(
     entries.map(async ({ role, descriptor }) => {
@@ -34761,7 +34907,14 @@ async function walkIndex(store, spec, raw, where) {
             }
           ];
         case "nested-index":
-          return walkIndex(store, spec, await store.get(spec.ref, descriptor.digest), where);
+          return walkIndex(
+            store,
+            spec,
+            await store.get(spec.ref, descriptor.digest),
+            where,
+            walk,
+            depth + 1
+          );
         case "unplatformed": {
           const child = await store.get(spec.ref, descriptor.digest);
           const p = parseManifest(child, `${where} (${descriptor.digest})`);
@@ -34799,10 +34952,11 @@ async function merge2(client, opts, log) {
 }
 function createStore(client, opts, targets) {
   const store = new ManifestStore(client);
-  if (!opts.dryRun && !opts.platforms) {
-    store.willCopyFrom = (repo) => opts.attestations === "strip-provenance" || targets.some((t) => !sameRepository(t, repo));
-  }
+  if (!opts.platforms) store.willCopyFrom = copiedFrom(opts, targets);
   return store;
+}
+function copiedFrom(opts, targets) {
+  return (repo) => !opts.dryRun && (opts.attestations === "strip-provenance" || targets.some((t) => !sameRepository(t, repo)));
 }
 function readTag(store, tag) {
   return store.get(tag, tag.tag ?? "latest").catch((e) => {
@@ -34842,10 +34996,25 @@ async function resolveAndPlan(store, opts, appendBase, log) {
   if (opts.attestations === "strip-provenance") {
     children = await stripProvenanceFrom(store, children, entries.decisions);
   }
+  const copied = copiedFrom(opts, uniqueRepos(opts.tags));
+  const fetched = await fetchedManifests(store, children, copied);
+  children = describedAsFetched(children, fetched, entries.decisions);
   for (const d of entries.decisions) log.info(d);
   const { index, children: indexed } = planIndex(children, opts);
   log.info(`index ${index.digest} (${index.mediaType}, ${indexed.length} entries)`);
   return { all, children: indexed, decisions: entries.decisions, index };
+}
+async function fetchedManifests(store, children, copied) {
+  const out = /* @__PURE__ */ new Map();
+  await Promise.all(
+    children.map(async (c) => {
+      if (c.rewritten) return;
+      const digest = c.descriptor.digest;
+      const raw = copied(c.source) ? store.get(c.source, digest) : store.fetched(digest);
+      if (raw) out.set(digest, await raw);
+    })
+  );
+  return out;
 }
 async function resolveExisting(store, first, appendBase, log) {
   const m = await appendBase;
@@ -34953,7 +35122,11 @@ function runCredentialHelper(helper, registry, timeoutMs = HELPER_TIMEOUT_MS) {
           if (e.killed) return reject(fail2(`no answer within ${timeoutMs / 1e3} s`));
           const message = `${stdout} ${stderr}`.trim();
           if (/credentials not found/i.test(message)) return resolve(void 0);
-          return reject(fail2(`exit code ${String(e.code)}: ${message.slice(0, 300)}`));
+          return reject(
+            fail2(
+              `it exited with code ${String(e.code)} (its output is not shown: it may hold a secret)`
+            )
+          );
         }
         let answer;
         try {
@@ -34998,12 +35171,6 @@ var StaticCredentials = class {
 };
 
 // src/main.ts
-var actionsLogger = {
-  info: (m) => info(m),
-  warning: (m) => warning(m),
-  debug: (m) => debug(m),
-  group: (name, fn) => group(name, fn)
-};
 var REQUEST_TIMEOUT_MS = 6e4;
 function createClient(inputs, hooks, start = Date.now()) {
   const budgetMs = inputs.timeoutSeconds * 1e3;
@@ -35038,12 +35205,12 @@ async function run() {
       githubContext()
     );
     if (inputs.ignoredAnnotations.length && !Object.keys(inputs.annotations).length && !Object.keys(inputs.descriptorAnnotations).length) {
-      warning(
+      actionLog.warning(
         "no annotation applies to an index: docker/metadata-action writes manifest: lines by default; set DOCKER_METADATA_ANNOTATIONS_LEVELS: index,manifest-descriptor on it"
       );
     }
     for (const line of inputs.ignoredAnnotations) {
-      info(`annotation "${line}" is not for an index or its descriptors: ignored`);
+      actionLog.info(`annotation "${line}" is not for an index or its descriptors: ignored`);
     }
     client = createClient(
       inputs,
@@ -35054,7 +35221,7 @@ async function run() {
           githubToken: inputs.githubToken
         }),
         onSecret: (s) => setSecret(s),
-        onRetry: ({ url, attempt, delayMs, reason }) => info(
+        onRetry: ({ url, attempt, delayMs, reason }) => actionLog.info(
           `retry ${attempt} for ${new URL(url).host}${new URL(url).pathname} in ${delayMs} ms (${reason})`
         ),
         onResponse: (url, headers) => {
@@ -35067,17 +35234,17 @@ async function run() {
     const result = await merge2(
       client,
       { ...inputs, deadline: start + inputs.timeoutSeconds * 1e3 },
-      actionsLogger
+      actionLog
     );
     setOutputs(result, inputs.dryRun);
     await writeSummary(result, inputs.dryRun);
-    notice(describe2(result, inputs.dryRun));
+    actionLog.notice(describe2(result, inputs.dryRun));
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    setFailed(e instanceof UserError ? message : `merge failed: ${message}`);
+    actionLog.fail(e instanceof UserError ? message : `merge failed: ${message}`);
   } finally {
     for (const [host, remaining] of rateLimits)
-      info(`rate limit remaining at ${host}: ${remaining}`);
+      actionLog.info(`rate limit remaining at ${host}: ${remaining}`);
     await client?.close();
   }
 }
@@ -35105,20 +35272,25 @@ function setOutputs(r, dryRun) {
 }
 async function writeSummary(r, dryRun) {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
-  const rows = r.children.map((c) => [
-    c.kind === "image" ? formatPlatformFull(c.descriptor.platform) : `attestation of ${c.subject?.slice(7, 19) ?? "?"}`,
-    `<code>${c.descriptor.digest}</code>`,
-    String(c.descriptor.size),
-    c.sourceInput,
-    c.kind === "image" ? r.attestations[c.descriptor.digest] ?? "none" : ""
-  ]);
-  await summary.addHeading(dryRun ? "multiarch-merge (dry run)" : "multiarch-merge", 3).addRaw(`Index <code>${r.index.digest}</code> (${r.index.mediaType})`, true).addTable([
+  const rows = r.children.map(
+    (c) => [
+      c.kind === "image" ? formatPlatformFull(c.descriptor.platform) : `attestation of ${c.subject?.slice(7, 19) ?? "?"}`,
+      c.descriptor.digest,
+      String(c.descriptor.size),
+      c.sourceInput,
+      c.kind === "image" ? r.attestations[c.descriptor.digest] ?? "none" : ""
+    ].map((cell, i) => i === 1 ? `<code>${escapeHtml(cell)}</code>` : escapeHtml(cell))
+  );
+  await summary.addHeading(dryRun ? "multiarch-merge (dry run)" : "multiarch-merge", 3).addRaw(
+    `Index <code>${escapeHtml(r.index.digest)}</code> (${escapeHtml(r.index.mediaType)})`,
+    true
+  ).addTable([
     ["platform", "digest", "size", "source", "attestations"].map((data) => ({
       data,
       header: true
     })),
     ...rows
-  ]).addList(r.tags.map((t) => `${t.ref}: ${t.outcome}`)).write();
+  ]).addList(r.tags.map((t) => escapeHtml(`${t.ref}: ${t.outcome}`))).write();
 }
 
 // src/index.ts

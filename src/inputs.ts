@@ -331,7 +331,7 @@ export function parseInputs(
           `input insecure-registries: "${h}" is not a registry host (write host or host:port, without scheme or path)`
         )
       }
-      return h
+      return h.toLowerCase()
     }),
     credentials,
     githubToken: secret(get('github-token'), onSecret)

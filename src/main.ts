@@ -4,17 +4,11 @@ import { context } from '@actions/github'
 import { formatPlatformFull, type Platform } from './core/platform.js'
 import { UserError } from './errors.js'
 import { parseInputs, type GithubContext, type Inputs } from './inputs.js'
-import type { Logger } from './logger.js'
+import { actionLog as log } from './action-log.js'
+import { escapeHtml } from './core/inert.js'
 import { merge, type MergeResult } from './merge.js'
 import { RegistryClient, type ClientOptions } from './registry/client.js'
 import { readDockerConfig, StaticCredentials } from './registry/credentials.js'
-
-const actionsLogger: Logger = {
-  info: (m) => core.info(m),
-  warning: (m) => core.warning(m),
-  debug: (m) => core.debug(m),
-  group: (name, fn) => core.group(name, fn)
-}
 
 const REQUEST_TIMEOUT_MS = 60_000
 
@@ -64,12 +58,12 @@ export async function run(): Promise<void> {
       !Object.keys(inputs.annotations).length &&
       !Object.keys(inputs.descriptorAnnotations).length
     ) {
-      core.warning(
+      log.warning(
         'no annotation applies to an index: docker/metadata-action writes manifest: lines by default; set DOCKER_METADATA_ANNOTATIONS_LEVELS: index,manifest-descriptor on it'
       )
     }
     for (const line of inputs.ignoredAnnotations) {
-      core.info(`annotation "${line}" is not for an index or its descriptors: ignored`)
+      log.info(`annotation "${line}" is not for an index or its descriptors: ignored`)
     }
     client = createClient(
       inputs,
@@ -81,7 +75,7 @@ export async function run(): Promise<void> {
         }),
         onSecret: (s) => core.setSecret(s),
         onRetry: ({ url, attempt, delayMs, reason }) =>
-          core.info(
+          log.info(
             `retry ${attempt} for ${new URL(url).host}${new URL(url).pathname} in ${delayMs} ms (${reason})`
           ),
         onResponse: (url, headers) => {
@@ -94,17 +88,17 @@ export async function run(): Promise<void> {
     const result = await merge(
       client,
       { ...inputs, deadline: start + inputs.timeoutSeconds * 1000 },
-      actionsLogger
+      log
     )
     setOutputs(result, inputs.dryRun)
     await writeSummary(result, inputs.dryRun)
-    core.notice(describe(result, inputs.dryRun))
+    log.notice(describe(result, inputs.dryRun))
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e)
-    core.setFailed(e instanceof UserError ? message : `merge failed: ${message}`)
+    log.fail(e instanceof UserError ? message : `merge failed: ${message}`)
   } finally {
     for (const [host, remaining] of rateLimits)
-      core.info(`rate limit remaining at ${host}: ${remaining}`)
+      log.info(`rate limit remaining at ${host}: ${remaining}`)
     await client?.close()
   }
 }
@@ -136,18 +130,24 @@ function setOutputs(r: MergeResult, dryRun: boolean): void {
 
 async function writeSummary(r: MergeResult, dryRun: boolean): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return
-  const rows = r.children.map((c) => [
-    c.kind === 'image'
-      ? formatPlatformFull(c.descriptor.platform as Platform)
-      : `attestation of ${c.subject?.slice(7, 19) ?? '?'}`,
-    `<code>${c.descriptor.digest}</code>`,
-    String(c.descriptor.size),
-    c.sourceInput,
-    c.kind === 'image' ? (r.attestations[c.descriptor.digest] ?? 'none') : ''
-  ])
+  // The summary renders HTML: every cell is escaped, whatever it holds.
+  const rows = r.children.map((c) =>
+    [
+      c.kind === 'image'
+        ? formatPlatformFull(c.descriptor.platform as Platform)
+        : `attestation of ${c.subject?.slice(7, 19) ?? '?'}`,
+      c.descriptor.digest,
+      String(c.descriptor.size),
+      c.sourceInput,
+      c.kind === 'image' ? (r.attestations[c.descriptor.digest] ?? 'none') : ''
+    ].map((cell, i) => (i === 1 ? `<code>${escapeHtml(cell)}</code>` : escapeHtml(cell)))
+  )
   await core.summary
     .addHeading(dryRun ? 'multiarch-merge (dry run)' : 'multiarch-merge', 3)
-    .addRaw(`Index <code>${r.index.digest}</code> (${r.index.mediaType})`, true)
+    .addRaw(
+      `Index <code>${escapeHtml(r.index.digest)}</code> (${escapeHtml(r.index.mediaType)})`,
+      true
+    )
     .addTable([
       ['platform', 'digest', 'size', 'source', 'attestations'].map((data) => ({
         data,
@@ -155,6 +155,6 @@ async function writeSummary(r: MergeResult, dryRun: boolean): Promise<void> {
       })),
       ...rows
     ])
-    .addList(r.tags.map((t) => `${t.ref}: ${t.outcome}`))
+    .addList(r.tags.map((t) => escapeHtml(`${t.ref}: ${t.outcome}`)))
     .write()
 }

@@ -35,6 +35,11 @@ export class ManifestStore {
     })
   }
 
+  /** A manifest already fetched (or being fetched) by digest, without fetching it. */
+  fetched(digest: string): Promise<RawManifest> | undefined {
+    return this.manifests.peek(digest)
+  }
+
   /** A config already fetched (or being fetched) while resolving, for copies to reuse. */
   knownConfig(digest: string): Promise<Uint8Array> | undefined {
     return this.configs.peek(digest)

@@ -3,7 +3,14 @@ import { apply } from './apply.js'
 import type { AttestationMode, Child, OnDuplicate } from './core/children.js'
 import type { IndexFormat } from './core/index-builder.js'
 import type { RawManifest } from './core/manifest.js'
-import { planIndex, planTags, selectEntries, type IndexPlan, type TagResult } from './core/plan.js'
+import {
+  describedAsFetched,
+  planIndex,
+  planTags,
+  selectEntries,
+  type IndexPlan,
+  type TagResult
+} from './core/plan.js'
 import { formatPlatform, formatPlatformFull, type Platform } from './core/platform.js'
 import {
   formatReference,
@@ -95,12 +102,16 @@ function createStore(
   targets: Repository[]
 ): ManifestStore {
   const store = new ManifestStore(client)
-  // Not in a dry run, nor with a platforms filter that may drop what would be fetched early.
-  if (!opts.dryRun && !opts.platforms) {
-    store.willCopyFrom = (repo) =>
-      opts.attestations === 'strip-provenance' || targets.some((t) => !sameRepository(t, repo))
-  }
+  // Not with a platforms filter, which may drop what would be fetched early.
+  if (!opts.platforms) store.willCopyFrom = copiedFrom(opts, targets)
   return store
+}
+
+/** Whether entries from `repo` will be copied (or rewritten), so their manifests will be read. */
+function copiedFrom(opts: MergeOptions, targets: Repository[]): (repo: Repository) => boolean {
+  return (repo) =>
+    !opts.dryRun &&
+    (opts.attestations === 'strip-provenance' || targets.some((t) => !sameRepository(t, repo)))
 }
 
 /** What a tag holds, or undefined when it does not exist (yet). */
@@ -156,10 +167,34 @@ async function resolveAndPlan(
   if (opts.attestations === 'strip-provenance') {
     children = await stripProvenanceFrom(store, children, entries.decisions)
   }
+  const copied = copiedFrom(opts, uniqueRepos(opts.tags))
+  const fetched = await fetchedManifests(store, children, copied)
+  children = describedAsFetched(children, fetched, entries.decisions)
   for (const d of entries.decisions) log.info(d)
   const { index, children: indexed } = planIndex(children, opts)
   log.info(`index ${index.digest} (${index.mediaType}, ${indexed.length} entries)`)
   return { all, children: indexed, decisions: entries.decisions, index }
+}
+
+/**
+ * The manifests of the entries that copying will read (fetched early while resolving, so
+ * usually already here) and of any other entry the run happened to fetch.
+ */
+async function fetchedManifests(
+  store: ManifestStore,
+  children: Child[],
+  copied: (repo: Repository) => boolean
+): Promise<Map<string, RawManifest>> {
+  const out = new Map<string, RawManifest>()
+  await Promise.all(
+    children.map(async (c) => {
+      if (c.rewritten) return // made by this run
+      const digest = c.descriptor.digest
+      const raw = copied(c.source) ? store.get(c.source, digest) : store.fetched(digest)
+      if (raw) out.set(digest, await raw)
+    })
+  )
+  return out
 }
 
 /** append: the entries of what the first tag holds now, marked as existing. */

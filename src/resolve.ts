@@ -63,7 +63,7 @@ async function resolveOne(store: ManifestStore, spec: SourceSpec, where: string)
     }
     return [await imageChild(store, spec, descriptor, parsed.manifest, where)]
   }
-  return walkIndex(store, spec, raw, where)
+  return walkIndex(store, spec, raw, where, { visited: new Set(), entries: 0 }, 1)
 }
 
 async function imageChild(
@@ -83,15 +83,38 @@ async function imageChild(
   }
 }
 
+/** What one source's walk has seen: an index reached twice is walked once. */
+interface Walk {
+  visited: Set<string>
+  entries: number
+}
+
+/** Indexes of indexes deeper than this, or more entries than this in one source, are refused. */
+const MAX_DEPTH = 8
+const MAX_ENTRIES = 4096
+
 async function walkIndex(
   store: ManifestStore,
   spec: SourceSpec,
   raw: RawManifest,
-  where: string
+  where: string,
+  walk: Walk,
+  depth: number
 ): Promise<Child[]> {
+  if (walk.visited.has(raw.digest)) return []
+  walk.visited.add(raw.digest)
+  if (depth > MAX_DEPTH) {
+    throw new ManifestError(
+      `${where}: indexes nested more than ${MAX_DEPTH} deep, at ${raw.digest}`
+    )
+  }
   const parsed = parseManifest(raw, where)
   if (parsed.kind !== 'index')
     throw new ManifestError(`${where}: expected an index at ${raw.digest}`)
+  walk.entries += parsed.index.manifests.length
+  if (walk.entries > MAX_ENTRIES) {
+    throw new ManifestError(`${where}: its indexes hold more than ${MAX_ENTRIES} entries`)
+  }
   const entries = unwrapIndex(parsed.index, `${where} (index ${raw.digest})`)
   const lists = await allSettledOrThrow(
     entries.map(async ({ role, descriptor }): Promise<Child[]> => {
@@ -110,7 +133,14 @@ async function walkIndex(
             }
           ]
         case 'nested-index':
-          return walkIndex(store, spec, await store.get(spec.ref, descriptor.digest), where)
+          return walkIndex(
+            store,
+            spec,
+            await store.get(spec.ref, descriptor.digest),
+            where,
+            walk,
+            depth + 1
+          )
         case 'unplatformed': {
           const child = await store.get(spec.ref, descriptor.digest)
           const p = parseManifest(child, `${where} (${descriptor.digest})`)

@@ -2,8 +2,9 @@ import { describe, expect, it } from '@jest/globals'
 import { DuplicatePlatformError, type Child } from '../../src/core/children.js'
 import { sha256 } from '../../src/core/digest.js'
 import { FormatError } from '../../src/core/index-builder.js'
-import { DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX } from '../../src/core/mediatypes.js'
+import { DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from '../../src/core/mediatypes.js'
 import {
+  describedAsFetched,
   MergeInputError,
   planIndex,
   planTags,
@@ -166,5 +167,38 @@ describe('reposToPush', () => {
         tags.map(() => result('dry-run'))
       )
     ).toEqual([])
+  })
+})
+
+describe('describedAsFetched', () => {
+  it('gives entries the size and media type of the manifests fetched, saying so', () => {
+    const bytes = Buffer.from('{"schemaVersion":2}')
+    const fetched = new Map([
+      [dg(1), { bytes, mediaType: DOCKER_MANIFEST, digest: dg(1) }],
+      [dg(2), { bytes: Buffer.alloc(102), mediaType: OCI_MANIFEST, digest: dg(2) }],
+      [dg(3), { bytes, mediaType: 'application/json', digest: dg(3) }]
+    ])
+    const decisions: string[] = []
+    const out = describedAsFetched(
+      [
+        image(1, 'linux/amd64'),
+        image(2, 'linux/arm64'),
+        image(3, 'linux/s390x'),
+        image(4, 'linux/386')
+      ],
+      fetched,
+      decisions
+    )
+    expect(out.map((c) => [c.descriptor.mediaType, c.descriptor.size])).toEqual([
+      [DOCKER_MANIFEST, bytes.length],
+      [OCI_MANIFEST, 102],
+      // A header's type that is no manifest type is not taken; the size is.
+      [OCI_MANIFEST, bytes.length],
+      [OCI_MANIFEST, 104]
+    ])
+    expect(decisions).toHaveLength(2)
+    expect(decisions[0]).toContain(
+      `entry ${dg(1)} of src1: its index says ${OCI_MANIFEST}, 101 bytes`
+    )
   })
 })

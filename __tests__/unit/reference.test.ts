@@ -17,7 +17,9 @@ describe('parseReference', () => {
       'ghcr.io/acme/app:1.2.3@' + D,
       { registry: 'ghcr.io', repository: 'acme/app', tag: '1.2.3', digest: D }
     ],
-    ['Registry/app', { registry: 'Registry', repository: 'app' }],
+    // Host names are case-insensitive: written in capitals, they name the same registry.
+    ['Registry/app', { registry: 'registry', repository: 'app' }],
+    ['LOCALHOST:5000/app', { registry: 'localhost:5000', repository: 'app' }],
     ['[::1]:5000/app:v1', { registry: '[::1]:5000', repository: 'app', tag: 'v1' }],
     ['a.b/c__d/e-f.g:latest', { registry: 'a.b', repository: 'c__d/e-f.g', tag: 'latest' }]
   ])('%s', (input, expected) => {

@@ -11,6 +11,7 @@ import {
   type IndexManifest,
   type RawManifest
 } from './manifest.js'
+import { isDigest } from './digest.js'
 import { isIndexType } from './mediatypes.js'
 import {
   formatPlatformFull,
@@ -69,7 +70,9 @@ export function unwrapIndex(
 }
 
 export function attestationSubject(d: Descriptor): string | undefined {
-  return d.annotations?.[ATTESTATION_DIGEST_KEY]
+  const subject = d.annotations?.[ATTESTATION_DIGEST_KEY]
+  // Anything but a digest names no image: the attestation is then dropped, with a line saying so.
+  return subject !== undefined && isDigest(subject) ? subject : undefined
 }
 
 export type OnDuplicate = 'error' | 'first' | 'last'

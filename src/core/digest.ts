@@ -31,6 +31,9 @@ export function digestProblem(value: string): string | undefined {
 
 /** Throws unless `data` hashes to `expected`: every manifest and blob fetched by digest goes through this. */
 export function verifyDigest(data: Uint8Array, expected: string, what: string): void {
+  if (!isDigest(expected)) {
+    throw new Error(`${what}: ${JSON.stringify(expected)} is not a digest this action accepts`)
+  }
   const algorithm = expected.split(':')[0]
   const actual = digestOf(data, algorithm)
   if (actual !== expected) {

@@ -9,7 +9,8 @@ import {
   DOCKER_LIST,
   DOCKER_MANIFEST
 } from './mediatypes.js'
-import type { Platform } from './platform.js'
+import { digestProblem } from './digest.js'
+import { platformProblem, type Platform } from './platform.js'
 
 export interface Descriptor {
   mediaType: string
@@ -106,30 +107,48 @@ export function parseManifest(raw: RawManifest, where: string): ParsedManifest {
     if (!Array.isArray(m.manifests)) {
       throw new ManifestError(`${where}: index has no "manifests" list`)
     }
-    for (const d of m.manifests as unknown[]) checkDescriptor(d, where)
+    ;(m.manifests as unknown[]).forEach((d, i) => checkDescriptor(d, `${where}: entry ${i}`))
+    if (m.subject !== undefined) checkDescriptor(m.subject, `${where}: subject`)
     return { kind: 'index', mediaType, index: m as unknown as IndexManifest }
   }
   if (isImageManifestType(mediaType)) {
     if (!m.config || !Array.isArray(m.layers)) {
       throw new ManifestError(`${where}: image manifest lacks "config" or "layers"`)
     }
-    checkDescriptor(m.config, where)
-    for (const d of m.layers as unknown[]) checkDescriptor(d, where)
+    checkDescriptor(m.config, `${where}: config`)
+    ;(m.layers as unknown[]).forEach((d, i) => checkDescriptor(d, `${where}: layer ${i}`))
+    if (m.subject !== undefined) checkDescriptor(m.subject, `${where}: subject`)
     return { kind: 'image', mediaType, manifest: m as unknown as ImageManifest }
   }
   throw new ManifestError(`${where}: unsupported manifest media type "${mediaType}"`)
 }
 
-function checkDescriptor(d: unknown, where: string): void {
+/**
+ * Throws unless `d` is a descriptor this action can use: a registry chose every field, and its
+ * digest becomes part of a URL, so the digest must match the OCI grammar (sha256 or sha512).
+ * `where` names the source and the entry.
+ */
+export function checkDescriptor(d: unknown, where: string): asserts d is Descriptor {
   const x = d as Partial<Descriptor> | null
   if (
     !x ||
+    typeof x !== 'object' ||
     typeof x.mediaType !== 'string' ||
     typeof x.digest !== 'string' ||
-    typeof x.size !== 'number'
+    typeof x.size !== 'number' ||
+    !Number.isSafeInteger(x.size) ||
+    x.size < 0
   ) {
-    throw new ManifestError(`${where}: malformed descriptor ${JSON.stringify(d)}`)
+    throw new ManifestError(`${where}: malformed descriptor ${JSON.stringify(d).slice(0, 300)}`)
   }
+  const problem = digestProblem(x.digest)
+  if (problem) {
+    throw new ManifestError(
+      `${where} has the digest ${JSON.stringify(x.digest)}, which is refused: ${problem}`
+    )
+  }
+  const platform = x.platform === undefined ? undefined : platformProblem(x.platform)
+  if (platform) throw new ManifestError(`${where} (${x.digest}) is not usable: ${platform}`)
 }
 
 export function isAttestationDescriptor(d: Descriptor): boolean {

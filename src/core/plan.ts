@@ -9,6 +9,7 @@ import {
 } from './children.js'
 import { buildIndex, type BuildOptions } from './index-builder.js'
 import type { RawManifest } from './manifest.js'
+import { isImageManifestType, isIndexType } from './mediatypes.js'
 import { formatPlatformFull, type Platform } from './platform.js'
 import { formatReference, repoName, type Reference, type Repository } from './reference.js'
 
@@ -50,6 +51,30 @@ export function selectEntries(all: Child[], opts: EntryOptions, sourceInputs: st
     if (problem) throw new MergeInputError(problem)
   }
   return { children, decisions }
+}
+
+/**
+ * The entries with the size and media type of the manifests this run fetched, where the index
+ * they came from said otherwise: the pushed index describes the bytes that are there.
+ */
+export function describedAsFetched(
+  children: Child[],
+  fetched: Map<string, RawManifest>,
+  decisions: string[]
+): Child[] {
+  return children.map((c) => {
+    const raw = c.rewritten ? undefined : fetched.get(c.descriptor.digest)
+    if (!raw) return c
+    const { size, mediaType } = c.descriptor
+    // A type the registry only named in a header, and not as a manifest type, is not taken.
+    const known = isIndexType(raw.mediaType) || isImageManifestType(raw.mediaType)
+    const type = known ? raw.mediaType : mediaType
+    if (size === raw.bytes.length && mediaType === type) return c
+    decisions.push(
+      `entry ${c.descriptor.digest} of ${c.sourceInput}: its index says ${mediaType}, ${size} bytes; the manifest is ${type}, ${raw.bytes.length} bytes, as the index now says`
+    )
+    return { ...c, descriptor: { ...c.descriptor, size: raw.bytes.length, mediaType: type } }
+  })
 }
 
 export interface IndexOptions extends BuildOptions {

@@ -10,6 +10,45 @@ export interface Platform {
   features?: string[]
 }
 
+/** os, architecture and variant: lowercase letters, digits and `._-` (the OCI image spec's values). */
+const NAME_RE = /^[a-z0-9._-]{1,64}$/
+/** os.version and os.features: letters, digits and dots (`10.0.20348.2700`, `win32k`). */
+const VERSION_RE = /^[A-Za-z0-9.]{1,128}$/
+
+/**
+ * Why a platform from a registry or an image cannot be used, or undefined. Platform fields are
+ * printed and set as outputs, so they are held to their grammar rather than escaped.
+ */
+export function platformProblem(p: Partial<Record<keyof Platform, unknown>>): string | undefined {
+  const bad = (field: string, value: unknown, what: string): string =>
+    `its platform field ${field} is ${JSON.stringify(value)}, which is not ${what}`
+  for (const field of ['os', 'architecture'] as const) {
+    if (typeof p[field] !== 'string' || !NAME_RE.test(p[field]))
+      return bad(field, p[field], 'lowercase letters, digits and ._-')
+  }
+  if (
+    p.variant != null &&
+    p.variant !== '' &&
+    (typeof p.variant !== 'string' || !NAME_RE.test(p.variant))
+  )
+    return bad('variant', p.variant, 'lowercase letters, digits and ._-')
+  const version = p['os.version']
+  if (
+    version != null &&
+    version !== '' &&
+    (typeof version !== 'string' || !VERSION_RE.test(version))
+  )
+    return bad('os.version', version, 'letters, digits and dots')
+  const features = p['os.features']
+  if (
+    features != null &&
+    (!Array.isArray(features) ||
+      !features.every((f) => typeof f === 'string' && VERSION_RE.test(f)))
+  )
+    return bad('os.features', features, 'a list of letters, digits and dots')
+  return undefined
+}
+
 /** `linux/arm64/v8`, as users write it and as the `platforms` output lists it. */
 export function formatPlatform(p: Platform): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join('/')
@@ -119,10 +158,12 @@ export function platformFromConfig(config: Uint8Array, where: string): Platform 
     )
   }
   const p: Platform = { architecture, os }
-  if (typeof doc['os.version'] === 'string' && doc['os.version'])
-    p['os.version'] = doc['os.version']
+  if (doc['os.version'] != null && doc['os.version'] !== '')
+    p['os.version'] = doc['os.version'] as string
   const features = doc['os.features']
-  if (Array.isArray(features) && features.length) p['os.features'] = features.map(String)
-  if (typeof variant === 'string' && variant) p.variant = variant
+  if (Array.isArray(features) && features.length) p['os.features'] = features as string[]
+  if (variant != null && variant !== '') p.variant = variant as string
+  const problem = platformProblem(p)
+  if (problem) throw new ManifestError(`${where}: the image config is not usable: ${problem}`)
   return p
 }

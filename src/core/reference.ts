@@ -88,7 +88,11 @@ export function parseReference(input: string): Reference {
  * (`https://index.docker.io/v1/`, docker config's key, included).
  */
 export function registryOf(hostOrUrl: string): string {
-  const host = hostOrUrl.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/.*$/, '')
+  // Host names are case-insensitive: LOCALHOST:5000 is localhost:5000, credentials included.
+  const host = hostOrUrl
+    .replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
+    .replace(/\/.*$/, '')
+    .toLowerCase()
   return host === 'index.docker.io' || host === 'registry-1.docker.io' ? DOCKER_HUB : host
 }
 

@@ -268,6 +268,12 @@ export class Authenticator {
         `token server ${host} for registry ${registry} returned no token`,
         details
       )
+    // It goes into a header and is masked in the log: visible ASCII only, and never quoted.
+    if (!/^[\x21-\x7e]+$/.test(token))
+      throw new RegistryError(
+        `token server ${host} for registry ${registry} returned a token with characters a header cannot carry`,
+        details
+      )
     return token
   }
 

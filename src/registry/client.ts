@@ -1,9 +1,14 @@
 // OCI Distribution client: manifests, blobs, mounts, uploads and referrers. Every request goes
 // through one private function, `request`, and so through the one request path (request.ts).
-import type { Readable } from 'node:stream'
-import { verifyDigest, digestOf } from '../core/digest.js'
+import { pipeline, Transform, type Readable } from 'node:stream'
+import { digestOf, isDigest, verifyDigest } from '../core/digest.js'
 import { MANIFEST_ACCEPT, OCI_INDEX } from '../core/mediatypes.js'
-import { MAX_MANIFEST_BYTES, type Descriptor, type RawManifest } from '../core/manifest.js'
+import {
+  checkDescriptor,
+  MAX_MANIFEST_BYTES,
+  type Descriptor,
+  type RawManifest
+} from '../core/manifest.js'
 import { repoName, type Repository } from '../core/reference.js'
 import {
   detailsOf,
@@ -86,9 +91,7 @@ export class RegistryClient {
     // The document's own mediaType wins: it is what the bytes are, whatever the header says.
     const mediaType =
       declaredMediaType(bytes) ?? (header(res.headers, 'content-type') ?? '').split(';')[0].trim()
-    const expected = reference.includes(':')
-      ? reference
-      : header(res.headers, 'docker-content-digest')
+    const expected = reference.includes(':') ? reference : servedDigest(res, repo, what)
     if (!expected) return { bytes, mediaType, digest: digestOf(bytes, 'sha256') }
     verifyDigest(bytes, expected, `${what} from registry ${repo.registry}`)
     return { bytes, mediaType, digest: expected }
@@ -110,7 +113,7 @@ export class RegistryClient {
       if (isAbsent(e)) return undefined
       throw e
     }
-    const digest = header(res.headers, 'docker-content-digest')
+    const digest = servedDigest(res, repo, `manifest ${reference}`)
     if (!digest) {
       // Some registries omit the digest on HEAD: fall back to GET, which hashes the bytes.
       const m = await this.getManifest(repo, reference)
@@ -134,7 +137,7 @@ export class RegistryClient {
       headers: { 'content-type': m.mediaType },
       body: () => m.bytes
     })
-    const served = header(res.headers, 'docker-content-digest')
+    const served = servedDigest(res, repo, `manifest ${reference}`)
     if (served && served !== m.digest) {
       throw new RegistryError(
         `registry ${repo.registry} stored manifest ${reference} in ${repoName(repo)} under digest ${served}, but the bytes sent hash to ${m.digest}`,
@@ -293,7 +296,10 @@ export class RegistryClient {
     })
   }
 
-  /** A blob's content as a stream, for a copy; the PUT it feeds holds the limiter's slot. */
+  /**
+   * A blob's content as a stream, for a copy; the PUT it feeds holds the limiter's slot. A blob
+   * longer or shorter than its descriptor says fails the copy, naming the blob.
+   */
   private async openBlob(repo: Repository, digest: string, size: number): Promise<Readable> {
     const res = await this.request({
       repo,
@@ -304,17 +310,40 @@ export class RegistryClient {
       read: 'stream',
       unlimited: true
     })
+    const wrong = (length: string): RegistryError =>
+      new RegistryError(
+        `blob ${digest} in ${repoName(repo)} on registry ${repo.registry} is ${length} bytes, but the manifest that references it says ${size}`,
+        { registry: repo.registry, repository: repo.repository, request: `GET blob ${digest}` }
+      )
     const stream = res.stream as Readable
     const length = header(res.headers, 'content-length')
     if (length !== undefined && Number(length) !== size) {
       stream.destroy()
-      throw new RegistryError(
-        `blob ${digest} in ${repoName(repo)} on registry ${repo.registry} is ${length} bytes, but the manifest that references it says ${size}`,
-        { registry: repo.registry, repository: repo.repository, request: `GET blob ${digest}` }
-      )
+      throw wrong(length)
     }
-    return stream
+    let seen = 0
+    const exact = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        seen += chunk.length
+        done(seen > size ? wrong(`more than ${size}`) : null, chunk)
+      },
+      flush(done) {
+        done(seen === size ? null : wrong(String(seen)))
+      }
+    })
+    // The copy's PUT reads `exact`: an error on either side reaches it, and none goes unheard.
+    return pipeline(stream, exact, () => undefined)
   }
+}
+
+/** The Docker-Content-Digest a registry sent, refused unless it is a digest. */
+function servedDigest(res: RegistryResponse, repo: Repository, what: string): string | undefined {
+  const served = header(res.headers, 'docker-content-digest')
+  if (served === undefined || isDigest(served)) return served
+  throw new RegistryError(
+    `registry ${repo.registry} sent the Docker-Content-Digest ${JSON.stringify(served)} for ${what} in ${repoName(repo)}, which is not a sha256 or sha512 digest`,
+    { registry: repo.registry, repository: repo.repository }
+  )
 }
 
 /** The referrers fallback tag of the OCI distribution spec: `sha256-<hex>`. */
@@ -331,12 +360,16 @@ function declaredMediaType(bytes: Uint8Array): string | undefined {
   }
 }
 
-/** The entries of a referrers index (API answer or fallback tag), with the source named on bad JSON. */
+/** The entries of a referrers index (API answer or fallback tag), each checked, with the source named. */
 function indexEntries(bytes: Uint8Array, what: string): Descriptor[] {
+  let doc: { manifests?: unknown }
   try {
-    const doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as { manifests?: Descriptor[] }
-    return Array.isArray(doc.manifests) ? doc.manifests : []
+    doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as typeof doc
   } catch {
     throw new RegistryError(`${what}: the registry returned an index that is not valid JSON`)
   }
+  if (!Array.isArray(doc.manifests)) return []
+  const entries: unknown[] = doc.manifests
+  entries.forEach((d, i) => checkDescriptor(d, `${what}: entry ${i}`))
+  return entries as Descriptor[]
 }

@@ -99,7 +99,12 @@ export function runCredentialHelper(
           // Helpers report errors as a message on stdout; no credentials is not an error.
           const message = `${stdout} ${stderr}`.trim()
           if (/credentials not found/i.test(message)) return resolve(undefined)
-          return reject(fail(`exit code ${String(e.code)}: ${message.slice(0, 300)}`))
+          // What it printed is not quoted: a helper that fails half-way may have printed a secret.
+          return reject(
+            fail(
+              `it exited with code ${String(e.code)} (its output is not shown: it may hold a secret)`
+            )
+          )
         }
         let answer: { Username?: string; Secret?: string }
         try {

@@ -111,10 +111,14 @@ export class RequestPath {
   private readonly retry: RetryPolicy
   private readonly limiter: Limiter
   private readonly schemes = new Map<string, 'http' | 'https'>()
+  /** Aborted when the step's budget runs out: every exchange and body read stops then. */
+  private readonly expired?: AbortSignal
 
   constructor(private readonly opts: RequestPathOptions) {
     this.transport = new Transport(opts)
     this.retry = new RetryPolicy(opts)
+    if (opts.deadline !== undefined)
+      this.expired = AbortSignal.timeout(Math.max(0, opts.deadline - this.retry.now()))
     this.limiter = new Limiter(opts.maxConcurrency)
     this.auth = new Authenticator((r) => this.send(r), opts.credentials, opts.onSecret)
   }
@@ -146,6 +150,7 @@ export class RequestPath {
       try {
         out = await this.limited(r, () => this.attempt(r, url, attempt, generation))
       } catch (e) {
+        if (this.expired?.aborted) throw this.outOfTime(r, url, e)
         await session?.abandon()
         if (!isTransientError(e)) throw this.failure(r, url, e)
         await this.backOff(r, url, attempt++, { reason: describeFailure(e), cause: e })
@@ -215,7 +220,8 @@ export class RequestPath {
           url,
           this.headersFor(r, url),
           body,
-          timeout
+          timeout,
+          this.expired
         )
         this.opts.onResponse?.(url.toString(), ex.headers)
         const location = header(ex.headers, 'location')
@@ -372,6 +378,17 @@ export class RequestPath {
       status,
       code
     })
+  }
+
+  private outOfTime(r: RegistryRequest, url: URL, e: unknown): RegistryError {
+    const who = r.token
+      ? `token server ${url.host} of registry ${r.repo.registry}`
+      : `registry ${r.repo.registry}`
+    return this.error(
+      r,
+      `${this.asked(r)} in ${repoName(r.repo)}: the step's time budget (input timeout) ran out while waiting for ${who}`,
+      { cause: e }
+    )
   }
 
   /** A failure that is not an HTTP status: TLS, an unreachable host, or one of our own errors. */

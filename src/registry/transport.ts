@@ -106,7 +106,9 @@ export class Transport {
     url: URL,
     headers: Record<string, string>,
     body: Body | undefined,
-    headersTimeout: number
+    headersTimeout: number,
+    /** Aborts the exchange, its body included, whatever stage it is at (the step's deadline). */
+    stop?: AbortSignal
   ): Promise<Exchange> {
     this.requestCount++
     // undici's own timers tick about every half second, so a short timeout (or what is left of
@@ -114,6 +116,7 @@ export class Transport {
     const replayable = body === undefined || typeof body === 'string' || body instanceof Uint8Array
     const ac = replayable ? new AbortController() : undefined
     const timer = ac && setTimeout(() => ac.abort(new errors.HeadersTimeoutError()), headersTimeout)
+    const signals = [ac?.signal, stop].filter((x): x is AbortSignal => x !== undefined)
     try {
       const res = await request(url, {
         method,
@@ -121,7 +124,7 @@ export class Transport {
         body,
         dispatcher: this.dispatcherFor(url),
         headersTimeout,
-        signal: ac?.signal
+        signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0]
       })
       return { status: res.statusCode, headers: res.headers, body: res.body }
     } finally {
