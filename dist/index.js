@@ -33550,7 +33550,7 @@ var Transport = class {
 async function readBody(ex, max, gapMs) {
   const declared = Number(header(ex.headers, "content-length") ?? NaN);
   if (declared > max) {
-    ex.body.destroy();
+    drop(ex.body);
     throw new BodyTooLargeError(`the response is ${declared} bytes, over the ${max}-byte limit`);
   }
   const body = await readUpTo(ex.body, max, gapMs);
@@ -33564,6 +33564,10 @@ async function readErrorBody(ex, gapMs) {
   const kept = await readUpTo(ex.body, MAX_ERROR_BODY_BYTES, gapMs, true);
   return kept ?? new Uint8Array();
 }
+function drop(stream) {
+  stream.on("error", () => void 0);
+  stream.destroy();
+}
 async function discardBody(ex, gapMs) {
   await readUpTo(ex.body, MAX_ERROR_BODY_BYTES, gapMs, true);
 }
@@ -33576,7 +33580,7 @@ async function readUpTo(stream, max, gapMs, keepHead = false) {
       gap.refresh();
       const buf = chunk;
       if (total + buf.length > max) {
-        stream.destroy();
+        drop(stream);
         if (!keepHead) return void 0;
         chunks.push(buf.subarray(0, max - total));
         return Buffer.concat(chunks);
@@ -34494,7 +34498,7 @@ var RegistryClient = class {
     const stream = res.stream;
     const length = header(res.headers, "content-length");
     if (length !== void 0 && Number(length) !== size) {
-      stream.destroy();
+      drop(stream);
       throw wrong(length);
     }
     let seen = 0;

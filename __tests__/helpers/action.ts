@@ -14,6 +14,16 @@ export interface ActionRun {
   summary: string
   /** Peak resident set size of the action's process (VmHWM), in bytes. */
   peakRss: number
+  /** Set when the run was killed by one of the RunLimits: 'time' or 'rss'. */
+  killed?: 'time' | 'rss'
+}
+
+/** Guards for runs that may not end on their own (hostile registries): the process is SIGKILLed. */
+export interface RunLimits {
+  /** Kill the action after this many milliseconds. */
+  killAfterMs?: number
+  /** Kill the action once its peak RSS goes over this many bytes. */
+  killAboveRssBytes?: number
 }
 
 export const DIST = resolve('dist/index.js')
@@ -39,7 +49,8 @@ export function parseOutputFile(text: string): Record<string, string> {
 
 export async function runAction(
   inputs: Record<string, string>,
-  env: Record<string, string> = {}
+  env: Record<string, string> = {},
+  limits: RunLimits = {}
 ): Promise<ActionRun> {
   const dir = await mkdtemp(join(tmpdir(), 'mm-action-'))
   const outputFile = join(dir, 'output')
@@ -60,6 +71,7 @@ export async function runAction(
   }
   try {
     let peakRss = 0
+    let killed: ActionRun['killed']
     const { code, stdout, stderr } = await new Promise<{
       code: number
       stdout: string
@@ -71,6 +83,7 @@ export async function runAction(
         { env: childEnv, maxBuffer: 64 * 1024 * 1024 },
         (err, stdout, stderr) => {
           clearInterval(timer)
+          clearTimeout(deadline)
           const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0
           done({ code, stdout, stderr })
         }
@@ -83,7 +96,18 @@ export async function runAction(
         } catch {
           // the process has exited
         }
+        if (limits.killAboveRssBytes !== undefined && peakRss > limits.killAboveRssBytes) {
+          killed ??= 'rss'
+          child.kill('SIGKILL')
+        }
       }, 20)
+      const deadline =
+        limits.killAfterMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              killed ??= 'time'
+              child.kill('SIGKILL')
+            }, limits.killAfterMs)
     })
     return {
       code,
@@ -91,7 +115,8 @@ export async function runAction(
       stderr,
       outputs: parseOutputFile(await readFile(outputFile, 'utf8')),
       summary: await readFile(summaryFile, 'utf8'),
-      peakRss
+      peakRss,
+      ...(killed ? { killed } : {})
     }
   } finally {
     await rm(dir, { recursive: true, force: true })

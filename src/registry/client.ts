@@ -24,7 +24,7 @@ import {
   type RegistryResponse,
   type RequestPathOptions
 } from './request.js'
-import { header } from './transport.js'
+import { drop, header } from './transport.js'
 import { upload } from './upload.js'
 
 export type ClientOptions = RequestPathOptions
@@ -318,7 +318,7 @@ export class RegistryClient {
     const stream = res.stream as Readable
     const length = header(res.headers, 'content-length')
     if (length !== undefined && Number(length) !== size) {
-      stream.destroy()
+      drop(stream)
       throw wrong(length)
     }
     let seen = 0

@@ -144,7 +144,7 @@ export class Transport {
 export async function readBody(ex: Exchange, max: number, gapMs: number): Promise<Uint8Array> {
   const declared = Number(header(ex.headers, 'content-length') ?? NaN)
   if (declared > max) {
-    ex.body.destroy()
+    drop(ex.body)
     throw new BodyTooLargeError(`the response is ${declared} bytes, over the ${max}-byte limit`)
   }
   const body = await readUpTo(ex.body, max, gapMs)
@@ -159,6 +159,12 @@ export async function readBody(ex: Exchange, max: number, gapMs: number): Promis
 export async function readErrorBody(ex: Exchange, gapMs: number): Promise<Uint8Array> {
   const kept = await readUpTo(ex.body, MAX_ERROR_BODY_BYTES, gapMs, true)
   return kept ?? new Uint8Array()
+}
+
+/** Stops reading a response and closes its connection; undici's abort error has no one to tell. */
+export function drop(stream: Readable): void {
+  stream.on('error', () => undefined)
+  stream.destroy()
 }
 
 /** Reads and forgets a body nobody needs, within the error-body cap. */
@@ -184,7 +190,7 @@ async function readUpTo(
       gap.refresh()
       const buf = chunk as Buffer
       if (total + buf.length > max) {
-        stream.destroy()
+        drop(stream)
         if (!keepHead) return undefined
         chunks.push(buf.subarray(0, max - total))
         return Buffer.concat(chunks)
