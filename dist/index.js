@@ -32721,8 +32721,50 @@ function apiHost(registry) {
 }
 
 // src/inputs.ts
+var INPUT_NAMES = [
+  "tags",
+  "sources",
+  "digests-dir",
+  "source-repository",
+  "format",
+  "attestations",
+  "platforms",
+  "on-duplicate",
+  "annotations",
+  "github-annotations",
+  "metadata-json",
+  "require-platforms",
+  "allow-extra-platforms",
+  "append",
+  "on-conflict",
+  "copy-referrers",
+  "dry-run",
+  "max-concurrency",
+  "retries",
+  "timeout",
+  "insecure-registries",
+  "username",
+  "password",
+  "registry-auth",
+  "github-token"
+];
+function misnamedInputs(env) {
+  return Object.keys(env).filter((k) => k.startsWith("INPUT_") && k.slice(6).includes("_")).map((k) => ({ k, name: k.slice(6).toLowerCase().replace(/_/g, "-") })).filter(({ name }) => INPUT_NAMES.includes(name)).map(
+    ({ k, name }) => `${k} is ignored: the runner passes input ${name} as INPUT_${name.toUpperCase()}, with the hyphen`
+  );
+}
 var InputError = class extends UserError {
 };
+function listFormatProblem(name, value) {
+  const v = value.trim();
+  const json = v.startsWith("[") && v.endsWith("]");
+  const yaml = v.split("\n").some((line) => /^\s*-\s+\S/.test(line));
+  if (json || yaml) {
+    throw new InputError(
+      `input ${name}: write one reference per line (or separate them with commas), not a ${json ? "JSON array" : "YAML list"}: use a block scalar (${name}: |) with one reference on each line`
+    );
+  }
+}
 function parseList(value) {
   return value.split(/[\n,]/).map((s) => s.trim()).filter((s) => s !== "" && !s.startsWith("#"));
 }
@@ -32801,10 +32843,43 @@ function parseTags(get, env) {
   }
   return out;
 }
-function bareDigest(name, value, repo, input = value) {
+function bareDigest(name, value, repo, lookedUpIn, input = value) {
   const problem = digestProblem(value);
   if (problem) throw new InputError(`input ${name}: "${value}" is not a valid digest: ${problem}`);
-  return { input, ref: { registry: repo.registry, repository: repo.repository, digest: value } };
+  const ref2 = { registry: repo.registry, repository: repo.repository, digest: value };
+  return { input, ref: ref2, lookedUpIn };
+}
+function digestsDir(dir, bareRepo, lookedUpIn) {
+  let entries;
+  try {
+    if (!statSync(dir).isDirectory()) throw new Error("not a directory");
+    entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+  } catch (e) {
+    throw new InputError(`input digests-dir: cannot read "${dir}": ${e.message}`, {
+      cause: e
+    });
+  }
+  entries = entries.filter((d) => !d.name.startsWith("."));
+  const folders = entries.filter((d) => d.isDirectory()).map((d) => d.name);
+  if (folders.length) {
+    throw new InputError(
+      `input digests-dir: "${dir}" holds folders (${folders.slice(0, 3).join(", ")}${folders.length > 3 ? ", ..." : ""}), not digest files: actions/download-artifact puts each artifact in a folder of its own unless merge-multiple: true is set`
+    );
+  }
+  if (entries.length === 0) {
+    throw new InputError(
+      `input digests-dir: the folder "${dir}" is empty: the digest artifacts have not arrived (check that the build jobs uploaded them and that actions/download-artifact ran with the right pattern and merge-multiple: true)`
+    );
+  }
+  return entries.map(({ name }) => {
+    const digest = name.startsWith("sha256:") ? name : `sha256:${name}`;
+    if (digestProblem(digest)) {
+      throw new InputError(
+        `input digests-dir: file "${join(dir, name)}" is not named by a sha256 digest (expected 64 lowercase hex characters)`
+      );
+    }
+    return bareDigest("digests-dir", digest, bareRepo, lookedUpIn, digest);
+  });
 }
 function parseSources(get, tags) {
   const repoInput = get("source-repository").trim();
@@ -32817,10 +32892,17 @@ function parseSources(get, tags) {
       );
     }
   }
+  const lookedUpIn = repoInput ? "source-repository" : "first tag";
+  listFormatProblem("sources", get("sources"));
   const out = [];
   for (const v of parseList(get("sources"))) {
+    if (/^[a-f0-9]{64}$/.test(v)) {
+      throw new InputError(
+        `input sources: "${v}" is a digest without its algorithm: did you mean sha256:${v}?`
+      );
+    }
     if (/^sha\d*:/i.test(v) && !/[/@]/.test(v)) {
-      out.push(bareDigest("sources", v, bareRepo));
+      out.push(bareDigest("sources", v, bareRepo, lookedUpIn));
       continue;
     }
     const r = ref("sources", v);
@@ -32830,27 +32912,7 @@ function parseSources(get, tags) {
     out.push({ input: v, ref: r });
   }
   const dir = get("digests-dir").trim();
-  if (dir) {
-    let names;
-    try {
-      if (!statSync(dir).isDirectory()) throw new Error("not a directory");
-      names = readdirSync(dir).sort();
-    } catch (e) {
-      throw new InputError(`input digests-dir: cannot read "${dir}": ${e.message}`, {
-        cause: e
-      });
-    }
-    for (const n of names) {
-      if (n.startsWith(".")) continue;
-      const digest = n.startsWith("sha256:") ? n : `sha256:${n}`;
-      if (digestProblem(digest)) {
-        throw new InputError(
-          `input digests-dir: file "${join(dir, n)}" is not named by a sha256 digest (expected 64 lowercase hex characters)`
-        );
-      }
-      out.push(bareDigest("digests-dir", digest, bareRepo, digest));
-    }
-  }
+  if (dir) out.push(...digestsDir(dir, bareRepo, lookedUpIn));
   if (out.length === 0)
     throw new InputError("input sources: no sources given (set sources and/or digests-dir)");
   return out;
@@ -32952,7 +33014,7 @@ function parseInputs(get, onSecret = () => {
     copyReferrers: bool(get, "copy-referrers"),
     dryRun: bool(get, "dry-run"),
     maxConcurrency: int(get, "max-concurrency", 32, 1, 128),
-    retries: int(get, "retries", 4, 0, 20),
+    retries: int(get, "retries", 10, 0, 20),
     timeoutSeconds: int(get, "timeout", 900, 1, 21600),
     insecureRegistries: parseList(get("insecure-registries")).map((h) => {
       if (!isRegistryHost(h)) {
@@ -33491,6 +33553,10 @@ function isTransientError(e) {
   const cause = e?.cause;
   return !!cause?.code && TRANSIENT_CODES.has(cause.code);
 }
+function isConnectionRefused(e) {
+  const err = e;
+  return err?.code === "ECONNREFUSED" || err?.cause?.code === "ECONNREFUSED";
+}
 function describeFailure(e) {
   const err = e;
   const code = err.code ?? err.cause?.code;
@@ -33894,7 +33960,7 @@ var RetryPolicy = class {
     if (delay >= left) {
       const asked = failure.hintedMs !== void 0 ? ` (the registry asked to wait ${failure.hintedMs} ms)` : "";
       throw new RetriesExhaustedError(
-        `${what} failed after ${attempts} attempt(s): the time budget is exhausted (${Math.max(0, Math.round(left))} ms left, the next retry would wait ${delay} ms${asked}); ${last}`,
+        `${what} failed after ${attempts} attempt(s): the time budget (input timeout) is exhausted (${Math.max(0, Math.round(left))} ms left, the next retry would wait ${delay} ms${asked}); ${last}`,
         err,
         attempts,
         true
@@ -33967,7 +34033,8 @@ var RequestPath = class {
       } catch (e) {
         if (this.expired?.aborted) throw this.outOfTime(r, url, e);
         await session?.abandon();
-        if (!isTransientError(e)) throw this.failure(r, url, e);
+        if (!isTransientError(e) || isConnectionRefused(e) && attempt > 0)
+          throw this.failure(r, url, e);
         await this.backOff(r, url, attempt++, { reason: describeFailure(e), cause: e });
         continue;
       }
@@ -34840,14 +34907,16 @@ async function resolveSource(store, spec) {
   try {
     return await resolveOne(store, spec, where);
   } catch (e) {
-    throw aboutSource(where, e);
+    const hint = spec.lookedUpIn === "first tag" && isNotFound(e) ? ` (a bare digest is looked up in the first tag's repository, ${repoName(spec.ref)}: set source-repository to the repository the images were pushed to)` : "";
+    throw aboutSource(where, e, hint);
   }
 }
-function aboutSource(where, e) {
-  if (!(e instanceof Error) || e.message.startsWith("source ")) return e;
+function aboutSource(where, e, hint) {
+  if (!(e instanceof Error) || e.message.startsWith("source ") && !hint) return e;
   const proto = Object.getPrototypeOf(e);
   const copy = Object.create(proto, Object.getOwnPropertyDescriptors(e));
-  copy.message = `${where}: ${e.message}`;
+  const message = e.message.startsWith("source ") ? e.message : `${where}: ${e.message}`;
+  copy.message = message + hint;
   return copy;
 }
 async function resolveOne(store, spec, where) {
@@ -35202,6 +35271,7 @@ async function run() {
   let client;
   const rateLimits = /* @__PURE__ */ new Map();
   try {
+    for (const warning2 of misnamedInputs(process.env)) actionLog.warning(warning2);
     const inputs = parseInputs(
       (name) => getInput(name),
       (s) => setSecret(s),
@@ -35241,7 +35311,9 @@ async function run() {
       actionLog
     );
     setOutputs(result, inputs.dryRun);
-    await writeSummary(result, inputs.dryRun);
+    await writeSummary(result, inputs.dryRun).catch(
+      (e) => actionLog.warning(`the job summary could not be written: ${e.message}`)
+    );
     actionLog.notice(describe2(result, inputs.dryRun));
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);

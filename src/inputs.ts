@@ -1,5 +1,5 @@
 // Every input is read and validated here, once. Errors name the input and the value.
-import { readdirSync, statSync } from 'node:fs'
+import { readdirSync, statSync, type Dirent } from 'node:fs'
 import { join } from 'node:path'
 import { digestProblem } from './core/digest.js'
 import { parsePlatform, type Platform } from './core/platform.js'
@@ -39,11 +39,67 @@ export interface GithubContext {
   sha: string
 }
 
+/** The action's inputs (action.yml; a unit test keeps the two in step). */
+export const INPUT_NAMES = [
+  'tags',
+  'sources',
+  'digests-dir',
+  'source-repository',
+  'format',
+  'attestations',
+  'platforms',
+  'on-duplicate',
+  'annotations',
+  'github-annotations',
+  'metadata-json',
+  'require-platforms',
+  'allow-extra-platforms',
+  'append',
+  'on-conflict',
+  'copy-referrers',
+  'dry-run',
+  'max-concurrency',
+  'retries',
+  'timeout',
+  'insecure-registries',
+  'username',
+  'password',
+  'registry-auth',
+  'github-token'
+] as const
+
+/**
+ * Environment variables that look like inputs but are not read: the runner keeps an input's
+ * hyphens (INPUT_DRY-RUN), so INPUT_DRY_RUN, set by hand, would be silently ignored.
+ */
+export function misnamedInputs(env: NodeJS.ProcessEnv): string[] {
+  return Object.keys(env)
+    .filter((k) => k.startsWith('INPUT_') && k.slice(6).includes('_'))
+    .map((k) => ({ k, name: k.slice(6).toLowerCase().replace(/_/g, '-') }))
+    .filter(({ name }) => (INPUT_NAMES as readonly string[]).includes(name))
+    .map(
+      ({ k, name }) =>
+        `${k} is ignored: the runner passes input ${name} as INPUT_${name.toUpperCase()}, with the hyphen`
+    )
+}
+
 /** An input's value is wrong: the message names the input and the value. */
 export class InputError extends UserError {}
 
 /** Reads an input by name; the action passes @actions/core's getInput. */
 export type InputReader = (name: string) => string
+
+/** A list written as YAML or JSON, which the input does not take: the message says what it takes. */
+function listFormatProblem(name: string, value: string): void {
+  const v = value.trim()
+  const json = v.startsWith('[') && v.endsWith(']')
+  const yaml = v.split('\n').some((line) => /^\s*-\s+\S/.test(line))
+  if (json || yaml) {
+    throw new InputError(
+      `input ${name}: write one reference per line (or separate them with commas), not a ${json ? 'JSON array' : 'YAML list'}: use a block scalar (${name}: |) with one reference on each line`
+    )
+  }
+}
 
 /** Newline- or comma-separated list, as the docker actions take lists. */
 export function parseList(value: string): string[] {
@@ -140,10 +196,55 @@ function parseTags(get: InputReader, env: NodeJS.ProcessEnv): Reference[] {
   return out
 }
 
-function bareDigest(name: string, value: string, repo: Reference, input = value): SourceSpec {
+function bareDigest(
+  name: string,
+  value: string,
+  repo: Reference,
+  lookedUpIn: SourceSpec['lookedUpIn'],
+  input = value
+): SourceSpec {
   const problem = digestProblem(value)
   if (problem) throw new InputError(`input ${name}: "${value}" is not a valid digest: ${problem}`)
-  return { input, ref: { registry: repo.registry, repository: repo.repository, digest: value } }
+  const ref = { registry: repo.registry, repository: repo.repository, digest: value }
+  return { input, ref, lookedUpIn }
+}
+
+/** The digests a digests-dir holds, one file each (as the upload-artifact pattern writes them). */
+function digestsDir(
+  dir: string,
+  bareRepo: Reference,
+  lookedUpIn: SourceSpec['lookedUpIn']
+): SourceSpec[] {
+  let entries: Dirent[]
+  try {
+    if (!statSync(dir).isDirectory()) throw new Error('not a directory')
+    entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))
+  } catch (e) {
+    throw new InputError(`input digests-dir: cannot read "${dir}": ${(e as Error).message}`, {
+      cause: e
+    })
+  }
+  entries = entries.filter((d) => !d.name.startsWith('.'))
+  const folders = entries.filter((d) => d.isDirectory()).map((d) => d.name)
+  if (folders.length) {
+    throw new InputError(
+      `input digests-dir: "${dir}" holds folders (${folders.slice(0, 3).join(', ')}${folders.length > 3 ? ', ...' : ''}), not digest files: actions/download-artifact puts each artifact in a folder of its own unless merge-multiple: true is set`
+    )
+  }
+  if (entries.length === 0) {
+    throw new InputError(
+      `input digests-dir: the folder "${dir}" is empty: the digest artifacts have not arrived (check that the build jobs uploaded them and that actions/download-artifact ran with the right pattern and merge-multiple: true)`
+    )
+  }
+  return entries.map(({ name }) => {
+    const digest = name.startsWith('sha256:') ? name : `sha256:${name}`
+    if (digestProblem(digest)) {
+      throw new InputError(
+        `input digests-dir: file "${join(dir, name)}" is not named by a sha256 digest (expected 64 lowercase hex characters)`
+      )
+    }
+    return bareDigest('digests-dir', digest, bareRepo, lookedUpIn, digest)
+  })
 }
 
 function parseSources(get: InputReader, tags: Reference[]): SourceSpec[] {
@@ -157,11 +258,19 @@ function parseSources(get: InputReader, tags: Reference[]): SourceSpec[] {
       )
     }
   }
+  const lookedUpIn = repoInput ? 'source-repository' : 'first tag'
+  listFormatProblem('sources', get('sources'))
   const out: SourceSpec[] = []
   for (const v of parseList(get('sources'))) {
+    // How the artifact pattern names its files: a digest without its algorithm.
+    if (/^[a-f0-9]{64}$/.test(v)) {
+      throw new InputError(
+        `input sources: "${v}" is a digest without its algorithm: did you mean sha256:${v}?`
+      )
+    }
     // A bare digest (sha256:..., or something that looks like one) resolves against source-repository.
     if (/^sha\d*:/i.test(v) && !/[/@]/.test(v)) {
-      out.push(bareDigest('sources', v, bareRepo))
+      out.push(bareDigest('sources', v, bareRepo, lookedUpIn))
       continue
     }
     const r = ref('sources', v)
@@ -171,27 +280,7 @@ function parseSources(get: InputReader, tags: Reference[]): SourceSpec[] {
     out.push({ input: v, ref: r })
   }
   const dir = get('digests-dir').trim()
-  if (dir) {
-    let names: string[]
-    try {
-      if (!statSync(dir).isDirectory()) throw new Error('not a directory')
-      names = readdirSync(dir).sort()
-    } catch (e) {
-      throw new InputError(`input digests-dir: cannot read "${dir}": ${(e as Error).message}`, {
-        cause: e
-      })
-    }
-    for (const n of names) {
-      if (n.startsWith('.')) continue
-      const digest = n.startsWith('sha256:') ? n : `sha256:${n}`
-      if (digestProblem(digest)) {
-        throw new InputError(
-          `input digests-dir: file "${join(dir, n)}" is not named by a sha256 digest (expected 64 lowercase hex characters)`
-        )
-      }
-      out.push(bareDigest('digests-dir', digest, bareRepo, digest))
-    }
-  }
+  if (dir) out.push(...digestsDir(dir, bareRepo, lookedUpIn))
   if (out.length === 0)
     throw new InputError('input sources: no sources given (set sources and/or digests-dir)')
   return out
@@ -323,7 +412,7 @@ export function parseInputs(
     copyReferrers: bool(get, 'copy-referrers'),
     dryRun: bool(get, 'dry-run'),
     maxConcurrency: int(get, 'max-concurrency', 32, 1, 128),
-    retries: int(get, 'retries', 4, 0, 20),
+    retries: int(get, 'retries', 10, 0, 20),
     timeoutSeconds: int(get, 'timeout', 900, 1, 21600),
     insecureRegistries: parseList(get('insecure-registries')).map((h) => {
       if (!isRegistryHost(h)) {

@@ -3,7 +3,7 @@ import * as core from '@actions/core'
 import { context } from '@actions/github'
 import { formatPlatformFull, type Platform } from './core/platform.js'
 import { UserError } from './errors.js'
-import { parseInputs, type GithubContext, type Inputs } from './inputs.js'
+import { misnamedInputs, parseInputs, type GithubContext, type Inputs } from './inputs.js'
 import { actionLog as log } from './action-log.js'
 import { escapeHtml } from './core/inert.js'
 import { merge, type MergeResult } from './merge.js'
@@ -47,6 +47,7 @@ export async function run(): Promise<void> {
   // Docker Hub's pull allowance, as the registry last reported it per host.
   const rateLimits = new Map<string, string>()
   try {
+    for (const warning of misnamedInputs(process.env)) log.warning(warning)
     const inputs = parseInputs(
       (name) => core.getInput(name),
       (s) => core.setSecret(s),
@@ -91,7 +92,10 @@ export async function run(): Promise<void> {
       log
     )
     setOutputs(result, inputs.dryRun)
-    await writeSummary(result, inputs.dryRun)
+    // The merge is done: a summary that cannot be written is worth a warning, not a failure.
+    await writeSummary(result, inputs.dryRun).catch((e: unknown) =>
+      log.warning(`the job summary could not be written: ${(e as Error).message}`)
+    )
     log.notice(describe(result, inputs.dryRun))
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e)

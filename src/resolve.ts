@@ -9,14 +9,17 @@ import {
   type RawManifest
 } from './core/manifest.js'
 import { platformFromConfig } from './core/platform.js'
-import { formatReference, type Reference } from './core/reference.js'
+import { formatReference, repoName, type Reference } from './core/reference.js'
 import type { ManifestStore } from './manifest-store.js'
+import { isNotFound } from './registry/errors.js'
 import { allSettledOrThrow } from './util/limiter.js'
 
 export interface SourceSpec {
   /** The source as the user wrote it (or the digests-dir file it came from). */
   input: string
   ref: Reference
+  /** For a bare digest: the repository it is looked up in came from the first tag or from source-repository. */
+  lookedUpIn?: 'first tag' | 'source-repository'
 }
 
 export async function resolveSources(
@@ -32,7 +35,11 @@ export async function resolveSource(store: ManifestStore, spec: SourceSpec): Pro
   try {
     return await resolveOne(store, spec, where)
   } catch (e) {
-    throw aboutSource(where, e)
+    const hint =
+      spec.lookedUpIn === 'first tag' && isNotFound(e)
+        ? ` (a bare digest is looked up in the first tag's repository, ${repoName(spec.ref)}: set source-repository to the repository the images were pushed to)`
+        : ''
+    throw aboutSource(where, e, hint)
   }
 }
 
@@ -40,11 +47,12 @@ export async function resolveSource(store: ManifestStore, spec: SourceSpec): Pro
  * Names the source in a registry error ("manifest ... not found", a digest mismatch). A copy,
  * of the same class and fields: the error may be cached and shared with other sources.
  */
-function aboutSource(where: string, e: unknown): unknown {
-  if (!(e instanceof Error) || e.message.startsWith('source ')) return e
+function aboutSource(where: string, e: unknown, hint: string): unknown {
+  if (!(e instanceof Error) || (e.message.startsWith('source ') && !hint)) return e
   const proto = Object.getPrototypeOf(e) as object
   const copy = Object.create(proto, Object.getOwnPropertyDescriptors(e)) as Error
-  copy.message = `${where}: ${e.message}`
+  const message = e.message.startsWith('source ') ? e.message : `${where}: ${e.message}`
+  copy.message = message + hint
   return copy
 }
 

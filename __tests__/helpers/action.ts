@@ -28,6 +28,9 @@ export interface RunLimits {
 
 export const DIST = resolve('dist/index.js')
 
+/** The node that runs the action: MAM_E2E_NODE (CI sets a Node 24 there, as action.yml declares), else this one. */
+export const NODE = process.env.MAM_E2E_NODE || process.execPath
+
 /** Parses the `name<<DELIM\nvalue\nDELIM` records @actions/core writes to GITHUB_OUTPUT. */
 export function parseOutputFile(text: string): Record<string, string> {
   const out: Record<string, string> = {}
@@ -78,7 +81,7 @@ export async function runAction(
       stderr: string
     }>((done) => {
       const child = execFile(
-        process.execPath,
+        NODE,
         [DIST],
         { env: childEnv, maxBuffer: 64 * 1024 * 1024 },
         (err, stdout, stderr) => {

@@ -125,4 +125,45 @@ describe('node dist/index.js', () => {
     expect(run.peakRss).toBeGreaterThan(0)
     expect(run.peakRss).toBeLessThan(160 * 1024 * 1024)
   })
+
+  it('warns when the job summary cannot be written, and still succeeds', async () => {
+    const img = await pushImage(a, 'e2e/summary', { arch: 'amd64', seed: 'sum' })
+    const run = await runAction(
+      { tags: `${a.host}/e2e/summary:1`, sources: `${a.host}/e2e/summary@${img.digest}` },
+      { GITHUB_STEP_SUMMARY: '/nonexistent/folder/summary.md' }
+    )
+    expect(run.code).toBe(0)
+    expect(run.stdout).toMatch(/^::warning::the job summary could not be written: /m)
+    expect(run.stdout).not.toMatch(/::error::/)
+    expect((await getManifest(a, 'e2e/summary', '1'))?.digest).toBe(run.outputs.digest)
+  })
+
+  it('warns that an input named with underscores (INPUT_DRY_RUN) is ignored', async () => {
+    const img = await pushImage(a, 'e2e/underscore', { arch: 'amd64', seed: 'und' })
+    const run = await runAction(
+      { tags: `${a.host}/e2e/underscore:1`, sources: `${a.host}/e2e/underscore@${img.digest}` },
+      { INPUT_DRY_RUN: 'true' }
+    )
+    expect(run.stdout).toContain(
+      '::warning::INPUT_DRY_RUN is ignored: the runner passes input dry-run as INPUT_DRY-RUN, with the hyphen'
+    )
+    expect(run.code).toBe(0)
+    // Not a dry run: the tag was pushed.
+    expect((await getManifest(a, 'e2e/underscore', '1'))?.digest).toBe(run.outputs.digest)
+  })
+
+  it('names source-repository when a bare digest is not in the first tag repository', async () => {
+    const img = await pushImage(a, 'e2e/elsewhere', { arch: 'amd64', seed: 'bare' })
+    const run = await runAction({ tags: `${a.host}/e2e/release:1`, sources: img.digest })
+    expect(run.code).toBe(1)
+    expect(run.stdout).toMatch(
+      /^::error::.*not found on registry .*a bare digest is looked up in the first tag's repository, 127\.0\.0\.1:\d+\/e2e\/release: set source-repository/m
+    )
+    const fixed = await runAction({
+      tags: `${a.host}/e2e/release:1`,
+      sources: img.digest,
+      'source-repository': `${a.host}/e2e/elsewhere`
+    })
+    expect(fixed.code).toBe(0)
+  })
 })

@@ -1,8 +1,19 @@
-import { describe, expect, it } from '@jest/globals'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { afterAll, describe, expect, it } from '@jest/globals'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseInputs, parseList } from '../../src/inputs.js'
+import { INPUT_NAMES, misnamedInputs, parseInputs, parseList } from '../../src/inputs.js'
+
+/** Folders made by the tests, removed at the end. */
+const made: string[] = []
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'digests-'))
+  made.push(dir)
+  return dir
+}
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true })
+})
 
 const D1 = 'sha256:' + '1'.repeat(64)
 const D2 = 'sha256:' + '2'.repeat(64)
@@ -38,7 +49,7 @@ describe('parseInputs', () => {
   })
 
   it('reads digests-dir files named by hex', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'digests-'))
+    const dir = tempDir()
     writeFileSync(join(dir, '1'.repeat(64)), '')
     writeFileSync(join(dir, '2'.repeat(64)), '')
     const i = parseInputs(reader({ tags: 'r.io/a:1', 'digests-dir': dir }))
@@ -191,5 +202,56 @@ describe('parseInputs', () => {
     })
     expect(i.annotations).toEqual({ a: '1' })
     expect(i.ignoredAnnotations).toEqual(['manifest:b=2'])
+  })
+
+  it('says what went wrong with the artifact pattern, without touching the network', () => {
+    const hex = '1'.repeat(64)
+    expect(() => parseInputs(reader({ tags: 'r.io/a:1', sources: hex }))).toThrow(
+      `input sources: "${hex}" is a digest without its algorithm: did you mean sha256:${hex}?`
+    )
+    const empty = tempDir()
+    expect(() => parseInputs(reader({ tags: 'r.io/a:1', 'digests-dir': empty }))).toThrow(
+      `input digests-dir: the folder "${empty}" is empty: the digest artifacts have not arrived`
+    )
+    const nested = tempDir()
+    mkdirSync(join(nested, 'digests-linux-amd64'))
+    expect(() => parseInputs(reader({ tags: 'r.io/a:1', 'digests-dir': nested }))).toThrow(
+      /holds folders \(digests-linux-amd64\), not digest files: .*merge-multiple: true/
+    )
+    expect(() => parseInputs(reader({ tags: 'r.io/a:1', sources: `- r.io/a@${D1}` }))).toThrow(
+      /input sources: write one reference per line .* not a YAML list/
+    )
+    expect(() => parseInputs(reader({ tags: 'r.io/a:1', sources: `["r.io/a@${D1}"]` }))).toThrow(
+      /input sources: write one reference per line .* not a JSON array/
+    )
+  })
+
+  it('looks bare digests up in the first tag, or in source-repository, and says which', () => {
+    const first = parseInputs(reader({ tags: 'r.io/a:1', sources: D1 }))
+    expect(first.sources[0].lookedUpIn).toBe('first tag')
+    const set = parseInputs(
+      reader({ tags: 'r.io/a:1', sources: D1, 'source-repository': 'r.io/b' })
+    )
+    expect(set.sources[0].lookedUpIn).toBe('source-repository')
+    expect(
+      parseInputs(reader({ tags: 'r.io/a:1', sources: `r.io/c@${D1}` })).sources[0].lookedUpIn
+    ).toBeUndefined()
+  })
+
+  it('lists every input of action.yml, and warns of INPUT_ names written with underscores', () => {
+    const yml = readFileSync('action.yml', 'utf8')
+    const inputs = yml.slice(yml.indexOf('\ninputs:'), yml.indexOf('\noutputs:'))
+    const names = [...inputs.matchAll(/^  ([a-z-]+):$/gm)].map((m) => m[1])
+    expect([...INPUT_NAMES].sort()).toEqual(names.sort())
+    expect(
+      misnamedInputs({
+        INPUT_DRY_RUN: 'true',
+        'INPUT_DRY-RUN': 'x',
+        INPUT_TAGS: 'a',
+        INPUT_OTHER_THING: '1'
+      })
+    ).toEqual([
+      'INPUT_DRY_RUN is ignored: the runner passes input dry-run as INPUT_DRY-RUN, with the hyphen'
+    ])
   })
 })

@@ -188,7 +188,7 @@ describe('deadline', () => {
     expect(err).toBeInstanceOf(RetriesExhaustedError)
     expect((err as RetriesExhaustedError).budgetExhausted).toBe(true)
     expect(err.message).toBe(
-      `POST /v2/app/blobs/uploads/ on ${new URL(base).host} failed after 4 attempt(s): the time budget is exhausted (475 ms left, the next retry would wait 600 ms); last error: HTTP 502`
+      `POST /v2/app/blobs/uploads/ on ${new URL(base).host} failed after 4 attempt(s): the time budget (input timeout) is exhausted (475 ms left, the next retry would wait 600 ms); last error: HTTP 502`
     )
   })
 
@@ -201,7 +201,7 @@ describe('deadline', () => {
     const err = (await t.get(url).catch((e: unknown) => e)) as Error
     expect(delays).toEqual([])
     expect(err.message).toMatch(
-      /failed after 1 attempt\(s\): the time budget is exhausted \(10000 ms left, the next retry would wait 30000 ms \(the registry asked to wait 30000 ms\)\); last error: HTTP 429/
+      /failed after 1 attempt\(s\): the time budget \(input timeout\) is exhausted \(10000 ms left, the next retry would wait 30000 ms \(the registry asked to wait 30000 ms\)\); last error: HTTP 429/
     )
   })
 

@@ -17,6 +17,7 @@ import {
   describeFailure,
   discardBody,
   header,
+  isConnectionRefused,
   isTransientError,
   readBody,
   readErrorBody,
@@ -152,7 +153,9 @@ export class RequestPath {
       } catch (e) {
         if (this.expired?.aborted) throw this.outOfTime(r, url, e)
         await session?.abandon()
-        if (!isTransientError(e)) throw this.failure(r, url, e)
+        // A refused connection gets one more try (a registry restarting), not a whole backoff.
+        if (!isTransientError(e) || (isConnectionRefused(e) && attempt > 0))
+          throw this.failure(r, url, e)
         await this.backOff(r, url, attempt++, { reason: describeFailure(e), cause: e })
         continue
       }

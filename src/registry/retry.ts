@@ -79,7 +79,7 @@ export class RetryPolicy {
       const asked =
         failure.hintedMs !== undefined ? ` (the registry asked to wait ${failure.hintedMs} ms)` : ''
       throw new RetriesExhaustedError(
-        `${what} failed after ${attempts} attempt(s): the time budget is exhausted (${Math.max(0, Math.round(left))} ms left, the next retry would wait ${delay} ms${asked}); ${last}`,
+        `${what} failed after ${attempts} attempt(s): the time budget (input timeout) is exhausted (${Math.max(0, Math.round(left))} ms left, the next retry would wait ${delay} ms${asked}); ${last}`,
         err,
         attempts,
         true

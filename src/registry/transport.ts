@@ -55,6 +55,12 @@ export function isTransientError(e: unknown): boolean {
   return !!cause?.code && TRANSIENT_CODES.has(cause.code)
 }
 
+/** Nothing listens at the address: not worth many attempts. */
+export function isConnectionRefused(e: unknown): boolean {
+  const err = e as { code?: string; cause?: { code?: string } }
+  return err?.code === 'ECONNREFUSED' || err?.cause?.code === 'ECONNREFUSED'
+}
+
 /** "CODE (message)" for a network error, as retry lines and messages show it. */
 export function describeFailure(e: unknown): string {
   const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } }
