@@ -241,7 +241,7 @@ describe('parseInputs', () => {
   it('lists every input of action.yml, and warns of INPUT_ names written with underscores', () => {
     const yml = readFileSync('action.yml', 'utf8')
     const inputs = yml.slice(yml.indexOf('\ninputs:'), yml.indexOf('\noutputs:'))
-    const names = [...inputs.matchAll(/^  ([a-z-]+):$/gm)].map((m) => m[1])
+    const names = [...inputs.matchAll(/^ {2}([a-z-]+):$/gm)].map((m) => m[1])
     expect([...INPUT_NAMES].sort()).toEqual(names.sort())
     expect(
       misnamedInputs({
