@@ -123,7 +123,10 @@ describe('node dist/index.js', () => {
     const mb = (run.peakRss / 1024 / 1024).toFixed(1)
     process.stdout.write(`peak RSS while streaming a 256 MB layer across registries: ${mb} MB\n`)
     expect(run.peakRss).toBeGreaterThan(0)
-    expect(run.peakRss).toBeLessThan(160 * 1024 * 1024)
+    // Flat in the layer's size, not small in absolute terms: Node 20 peaks near 120 MB, Node 24
+    // near 165 MB whether the layer is 256 or 512 MB (its GC lets freed buffers linger longer).
+    // A copy that held the layer would need more than the layer itself.
+    expect(run.peakRss).toBeLessThan(224 * 1024 * 1024)
   })
 
   it('warns when the job summary cannot be written, and still succeeds', async () => {
