@@ -20581,7 +20581,7 @@ var require_request2 = __commonJS({
     var { URLSerializer } = require_data_url();
     var { kConstruct } = require_symbols();
     var assert = __require("node:assert");
-    var { getMaxListeners, setMaxListeners, defaultMaxListeners } = __require("node:events");
+    var { getMaxListeners, setMaxListeners: setMaxListeners2, defaultMaxListeners } = __require("node:events");
     var kAbortController = /* @__PURE__ */ Symbol("abortController");
     var requestFinalizer = new FinalizationRegistry(({ signal, abort }) => {
       signal.removeEventListener("abort", abort);
@@ -20821,7 +20821,7 @@ var require_request2 = __commonJS({
             const acRef = new WeakRef(ac);
             const abort = buildAbort(acRef);
             if (abortSignalHasEventHandlerLeakWarning && getMaxListeners(signal) === defaultMaxListeners) {
-              setMaxListeners(1500, signal);
+              setMaxListeners2(1500, signal);
             }
             util.addAbortListener(signal, abort);
             requestFinalizer.register(ac, { signal, abort }, abort);
@@ -32515,16 +32515,16 @@ function blobsOf(m) {
 }
 
 // src/core/platform.ts
-var NAME_RE = /^[a-z0-9._-]{1,64}$/;
+var NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 var VERSION_RE = /^[A-Za-z0-9.]{1,128}$/;
 function platformProblem(p) {
   const bad = (field, value, what) => `its platform field ${field} is ${JSON.stringify(value)}, which is not ${what}`;
   for (const field of ["os", "architecture"]) {
     if (typeof p[field] !== "string" || !NAME_RE.test(p[field]))
-      return bad(field, p[field], "lowercase letters, digits and ._-");
+      return bad(field, p[field], "letters, digits and ._-");
   }
   if (p.variant != null && p.variant !== "" && (typeof p.variant !== "string" || !NAME_RE.test(p.variant)))
-    return bad("variant", p.variant, "lowercase letters, digits and ._-");
+    return bad("variant", p.variant, "letters, digits and ._-");
   const version = p["os.version"];
   if (version != null && version !== "" && (typeof version !== "string" || !VERSION_RE.test(version)))
     return bad("os.version", version, "letters, digits and dots");
@@ -32701,6 +32701,10 @@ function registryOf(hostOrUrl) {
   const host = hostOrUrl.replace(/^[a-z][a-z0-9+.-]*:\/\//i, "").replace(/\/.*$/, "").toLowerCase();
   return host === "index.docker.io" || host === "registry-1.docker.io" ? DOCKER_HUB : host;
 }
+var LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i;
+function isLoopback(host) {
+  return LOOPBACK.test(host);
+}
 function isRegistryHost(value) {
   return DOMAIN_RE.test(value);
 }
@@ -32849,7 +32853,7 @@ function bareDigest(name, value, repo, lookedUpIn, input = value) {
   const ref2 = { registry: repo.registry, repository: repo.repository, digest: value };
   return { input, ref: ref2, lookedUpIn };
 }
-function digestsDir(dir, bareRepo, lookedUpIn) {
+function digestsDir(dir, bareRepo, lookedUpIn, others) {
   let entries;
   try {
     if (!statSync(dir).isDirectory()) throw new Error("not a directory");
@@ -32866,7 +32870,7 @@ function digestsDir(dir, bareRepo, lookedUpIn) {
       `input digests-dir: "${dir}" holds folders (${folders.slice(0, 3).join(", ")}${folders.length > 3 ? ", ..." : ""}), not digest files: actions/download-artifact puts each artifact in a folder of its own unless merge-multiple: true is set`
     );
   }
-  if (entries.length === 0) {
+  if (entries.length === 0 && !others) {
     throw new InputError(
       `input digests-dir: the folder "${dir}" is empty: the digest artifacts have not arrived (check that the build jobs uploaded them and that actions/download-artifact ran with the right pattern and merge-multiple: true)`
     );
@@ -32912,7 +32916,7 @@ function parseSources(get, tags) {
     out.push({ input: v, ref: r });
   }
   const dir = get("digests-dir").trim();
-  if (dir) out.push(...digestsDir(dir, bareRepo, lookedUpIn));
+  if (dir) out.push(...digestsDir(dir, bareRepo, lookedUpIn, out.length > 0));
   if (out.length === 0)
     throw new InputError("input sources: no sources given (set sources and/or digests-dir)");
   return out;
@@ -33036,8 +33040,7 @@ function escape(c) {
   return code <= 255 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16)}`;
 }
 function inert(text) {
-  const s = text.replace(CONTROL, escape).replace(/##\[/g, "#\\x23[");
-  return s.startsWith("::") ? `\\x3a${s.slice(1)}` : s;
+  return text.replace(CONTROL, escape).replace(/##\[/g, "#\\x23[").replace(/^(\s*):(?=:)/u, "$1\\x3a");
 }
 var HTML = {
   "&": "&amp;",
@@ -33500,6 +33503,9 @@ function describeErrorBody(body) {
   return { text };
 }
 
+// src/registry/request.ts
+import { setMaxListeners } from "node:events";
+
 // src/registry/challenge.ts
 function parseChallenges(header2) {
   if (!header2) return [];
@@ -33548,10 +33554,16 @@ function header(h, name) {
 }
 function isTransientError(e) {
   if (e instanceof TruncatedBodyError) return true;
+  if (e instanceof RegistryError) return false;
   const code = e?.code;
   if (code && TRANSIENT_CODES.has(code)) return true;
   const cause = e?.cause;
   return !!cause?.code && TRANSIENT_CODES.has(cause.code);
+}
+function isTimeout(e) {
+  const codes = ["UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"];
+  const err = e;
+  return codes.includes(err?.code ?? "") || codes.includes(err?.cause?.code ?? "");
 }
 function isConnectionRefused(e) {
   const err = e;
@@ -33823,6 +33835,13 @@ var Authenticator = class {
         { status: 401, registry, repository: repo }
       );
     }
+    const u = new URL(realm);
+    if (cred && u.protocol !== "https:" && !isLoopback(u.host)) {
+      throw new RegistryError(
+        `registry ${registry} named a token realm on plain HTTP (${u.origin}): credentials are not sent there`,
+        { status: 401, registry, repository: repo }
+      );
+    }
     const asked = this.addChallengeScopes(registry, c.params.scope);
     const all = this.scopeList(registry);
     const ask = (scopes) => this.tokenRequest({ registry, repo, realm, service: c.params.service, scopes, cred });
@@ -33985,16 +34004,21 @@ var RetryPolicy = class {
 
 // src/registry/request.ts
 var MAX_REDIRECTS = 5;
+var FINAL_GRACE_MS = 2e4;
+var MAX_TIMEOUT_RETRIES = 4;
 var REDIRECTS = /* @__PURE__ */ new Set([301, 302, 303, 307, 308]);
-var LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i;
 var TLS_HINT = /HTTP request to an HTTPS server/i;
 var RequestPath = class {
   constructor(opts) {
     this.opts = opts;
     this.transport = new Transport(opts);
     this.retry = new RetryPolicy(opts);
-    if (opts.deadline !== void 0)
-      this.expired = AbortSignal.timeout(Math.max(0, opts.deadline - this.retry.now()));
+    if (opts.deadline !== void 0 && !opts.now) {
+      const left = Math.max(0, opts.deadline - Date.now());
+      this.expired = AbortSignal.timeout(left);
+      this.expiredFinal = AbortSignal.timeout(left + FINAL_GRACE_MS);
+      setMaxListeners(0, this.expired, this.expiredFinal);
+    }
     this.limiter = new Limiter(opts.maxConcurrency);
     this.auth = new Authenticator((r) => this.send(r), opts.credentials, opts.onSecret);
   }
@@ -34007,6 +34031,8 @@ var RequestPath = class {
   schemes = /* @__PURE__ */ new Map();
   /** Aborted when the step's budget runs out: every exchange and body read stops then. */
   expired;
+  /** The same, a little later, for tag pushes and their rollback (requests marked `final`). */
+  expiredFinal;
   get requestCount() {
     return this.transport.requestCount;
   }
@@ -34015,7 +34041,7 @@ var RequestPath = class {
   }
   /** Docker talks plain HTTP to loopback registries first; everything else is HTTPS. */
   origin(registry) {
-    const scheme = this.schemes.get(registry) ?? (LOOPBACK.test(registry) ? "http" : "https");
+    const scheme = this.schemes.get(registry) ?? (isLoopback(registry) ? "http" : "https");
     return `${scheme}://${apiHost(registry)}`;
   }
   /** Sends `r`, retrying transient failures within the budget; anything unexpected throws. */
@@ -34023,18 +34049,22 @@ var RequestPath = class {
     let refreshed = false;
     let switched = false;
     let unauthorized = 0;
+    let timeouts = 0;
+    const stop = r.final ? this.expiredFinal : this.expired;
     for (let attempt = 0; ; ) {
       const session = r.session && await r.session(attempt);
       const url = this.resolve(r, session?.url ?? r.url);
       const generation = this.auth.generation(r.repo.registry);
       let out;
       try {
-        out = await this.limited(r, () => this.attempt(r, url, attempt, generation));
+        out = await this.limited(r, () => this.attempt(r, url, attempt, generation, stop));
       } catch (e) {
-        if (this.expired?.aborted) throw this.outOfTime(r, url, e);
+        if (stop?.aborted) throw this.outOfTime(r, url, e);
         await session?.abandon();
         if (!isTransientError(e) || isConnectionRefused(e) && attempt > 0)
           throw this.failure(r, url, e);
+        if (isTimeout(e) && ++timeouts > Math.min(this.opts.retries, MAX_TIMEOUT_RETRIES))
+          throw this.silent(r, url, timeouts, e);
         await this.backOff(r, url, attempt++, { reason: describeFailure(e), cause: e });
         continue;
       }
@@ -34051,7 +34081,7 @@ var RequestPath = class {
         await this.auth.refresh(r.repo.registry, out.generation, challenge, r.repo.repository);
         continue;
       }
-      if (!switched && await this.speaksTls(r, url, out)) {
+      if (!switched && await this.speaksTls(r, out.url, out)) {
         this.schemes.set(r.repo.registry, "https");
         switched = true;
         continue;
@@ -34079,7 +34109,7 @@ var RequestPath = class {
     return url.origin === this.origin(r.repo.registry);
   }
   /** One attempt, redirects included: the response, or the refusal to decide on. */
-  async attempt(r, start, attempt, generation) {
+  async attempt(r, start, attempt, generation, stop) {
     const timeout = this.retry.timeoutFor(attempt, this.opts.requestTimeoutMs);
     const body = await r.body?.(attempt);
     let url = start;
@@ -34091,7 +34121,7 @@ var RequestPath = class {
           this.headersFor(r, url),
           body,
           timeout,
-          this.expired
+          stop
         );
         this.opts.onResponse?.(url.toString(), ex.headers);
         const location = header(ex.headers, "location");
@@ -34165,7 +34195,7 @@ var RequestPath = class {
    */
   async speaksTls(r, url, out) {
     if (out.status !== 400 || r.token || url.protocol !== "http:") return false;
-    if (!LOOPBACK.test(r.repo.registry) || url.host !== apiHost(r.repo.registry)) return false;
+    if (!isLoopback(r.repo.registry) || url.host !== apiHost(r.repo.registry)) return false;
     if (this.origin(r.repo.registry).startsWith("https:")) return true;
     if (TLS_HINT.test(Buffer.from(out.body).toString("utf8"))) return true;
     if (r.method !== "HEAD") return false;
@@ -34219,6 +34249,15 @@ var RequestPath = class {
       code
     });
   }
+  /** Attempt after attempt timed out: the registry takes connections but does not answer. */
+  silent(r, url, attempts, e) {
+    const who = r.token ? `token server ${url.host}` : `registry ${r.repo.registry}`;
+    return this.error(
+      r,
+      `${this.asked(r)} in ${repoName(r.repo)}: ${who} did not answer in time, ${attempts} times (${seconds(this.opts.requestTimeoutMs)} each); last error: ${describeFailure(e)}`,
+      { cause: e }
+    );
+  }
   outOfTime(r, url, e) {
     const who = r.token ? `token server ${url.host} of registry ${r.repo.registry}` : `registry ${r.repo.registry}`;
     return this.error(
@@ -34252,6 +34291,9 @@ var RequestPath = class {
 };
 function isStream(body) {
   return body !== void 0 && typeof body !== "string" && !(body instanceof Uint8Array);
+}
+function seconds(ms) {
+  return ms < 1e3 ? `${ms} ms` : `${Math.round(ms / 1e3)} s`;
 }
 function mib(bytes) {
   return `${bytes / 1024 / 1024} MiB`;
@@ -34317,6 +34359,7 @@ function withQuery(location, name, value) {
 
 // src/registry/client.ts
 var MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+var MAX_REFERRERS = 1024;
 var MANIFESTS = { maxBytes: MAX_MANIFEST_BYTES, limitName: "manifests" };
 var RegistryClient = class {
   path;
@@ -34341,7 +34384,7 @@ var RegistryClient = class {
    * GETs a manifest. By digest, the bytes are verified against it; by tag, against the
    * Docker-Content-Digest the registry sends. The bytes are kept exactly as received.
    */
-  async getManifest(repo, reference) {
+  async getManifest(repo, reference, o = {}) {
     const what = `manifest ${repoName(repo)}${reference.includes(":") ? "@" : ":"}${reference}`;
     let res;
     try {
@@ -34352,7 +34395,8 @@ var RegistryClient = class {
         what,
         expect: [200],
         headers: { accept: MANIFEST_ACCEPT },
-        read: MANIFESTS
+        read: MANIFESTS,
+        final: o.final
       });
     } catch (e) {
       if (!isNotFound(e)) throw e;
@@ -34369,7 +34413,7 @@ var RegistryClient = class {
     return { bytes, mediaType, digest: expected };
   }
   /** HEADs a manifest; undefined when absent (404, or 403 as Artifactory answers for missing tags). */
-  async headManifest(repo, reference) {
+  async headManifest(repo, reference, o = {}) {
     let res;
     try {
       res = await this.request({
@@ -34378,7 +34422,8 @@ var RegistryClient = class {
         url: `/v2/${repo.repository}/manifests/${reference}`,
         what: `manifest ${reference}`,
         expect: [200],
-        headers: { accept: MANIFEST_ACCEPT }
+        headers: { accept: MANIFEST_ACCEPT },
+        final: o.final
       });
     } catch (e) {
       if (isAbsent(e)) return void 0;
@@ -34386,7 +34431,7 @@ var RegistryClient = class {
     }
     const digest = servedDigest(res, repo, `manifest ${reference}`);
     if (!digest) {
-      const m = await this.getManifest(repo, reference);
+      const m = await this.getManifest(repo, reference, o);
       return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length };
     }
     return {
@@ -34396,7 +34441,7 @@ var RegistryClient = class {
     };
   }
   /** PUTs manifest bytes as they are and checks the registry's digest equals ours. */
-  async putManifest(repo, reference, m) {
+  async putManifest(repo, reference, m, o = {}) {
     const res = await this.request({
       repo,
       method: "PUT",
@@ -34404,7 +34449,8 @@ var RegistryClient = class {
       what: `manifest ${reference}`,
       expect: [200, 201],
       headers: { "content-type": m.mediaType },
-      body: () => m.bytes
+      body: () => m.bytes,
+      final: o.final
     });
     const served = servedDigest(res, repo, `manifest ${reference}`);
     if (served && served !== m.digest) {
@@ -34443,6 +34489,11 @@ var RegistryClient = class {
         throw e;
       }
       descriptors.push(...indexEntries(res.body, what));
+      if (descriptors.length > MAX_REFERRERS)
+        throw new RegistryError(`${what}: more than ${MAX_REFERRERS} referrers`, {
+          registry: repo.registry,
+          repository: repo.repository
+        });
       url = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res.headers, "link") ?? "")?.[1];
       if (url) url = new URL(url, res.url).toString();
       else return { via: "api", descriptors };
@@ -34696,6 +34747,7 @@ async function copyAttached(client, copier, attached, log) {
 }
 
 // src/apply.ts
+var FINAL = { final: true };
 async function apply(client, store, opts, targets, plan, results, log) {
   const pushTargets = reposToPush(targets, opts.tags, results);
   await log.group(
@@ -34741,10 +34793,11 @@ async function pushTag(client, opts, t, index, r, log) {
     return;
   }
   try {
-    await client.putManifest(t, t.tag ?? "latest", index);
+    await client.putManifest(t, t.tag ?? "latest", index, FINAL);
   } catch (e) {
     if (!(e instanceof RegistryError && isTagConflict(e)) || !r.previous) throw e;
-    if (isDenied(e) && opts.onConflict !== "fail") await client.putManifest(t, index.digest, index);
+    if (isDenied(e) && opts.onConflict !== "fail")
+      await client.putManifest(t, index.digest, index, FINAL);
     handleConflict(opts, t, r, e, log);
     r.outcome = "skipped";
     return;
@@ -34772,15 +34825,15 @@ async function rollBack(client, tags, results, digest, log) {
         return;
       }
       try {
-        const now = await client.headManifest(t, t.tag ?? "latest");
+        const now = await client.headManifest(t, t.tag ?? "latest", FINAL);
         if (now?.digest !== digest) {
           log.warning(
             `${r.ref} now holds ${now?.digest ?? "nothing"}, not this run's index: left as it is`
           );
           return;
         }
-        const previous = await client.getManifest(t, r.previous);
-        await client.putManifest(t, t.tag ?? "latest", previous);
+        const previous = await client.getManifest(t, r.previous, FINAL);
+        await client.putManifest(t, t.tag ?? "latest", previous, FINAL);
         log.warning(`${r.ref} put back on ${r.previous} because another tag could not be pushed`);
       } catch (e) {
         log.warning(`${r.ref} could not be put back on ${r.previous}: ${e.message}`);

@@ -12,6 +12,9 @@ import type { RegistryClient } from './registry/client.js'
 import { detailsOf, isDenied, isTagConflict, RegistryError } from './registry/errors.js'
 import { allSettledOrThrow } from './util/limiter.js'
 
+/** Tag pushes and putting tags back may finish a little past the deadline, rather than leave tags split. */
+const FINAL = { final: true }
+
 export type ApplyOptions = Pick<MergeOptions, 'tags' | 'onConflict' | 'copyReferrers' | 'deadline'>
 
 /** Copies, then pushes; `results` (from planTags) record what each tag push did. */
@@ -96,12 +99,13 @@ async function pushTag(
     return
   }
   try {
-    await client.putManifest(t, t.tag ?? 'latest', index)
+    await client.putManifest(t, t.tag ?? 'latest', index, FINAL)
   } catch (e) {
     if (!(e instanceof RegistryError && isTagConflict(e)) || !r.previous) throw e
     // A 403 is a conflict only if pushing as such is allowed: storing the index by digest
     // tells a tag that may not move from credentials that may not push at all.
-    if (isDenied(e) && opts.onConflict !== 'fail') await client.putManifest(t, index.digest, index)
+    if (isDenied(e) && opts.onConflict !== 'fail')
+      await client.putManifest(t, index.digest, index, FINAL)
     handleConflict(opts, t, r, e, log)
     r.outcome = 'skipped'
     return
@@ -151,15 +155,15 @@ async function rollBack(
       }
       try {
         // Only a tag that still holds our index is put back: another run may have moved it since.
-        const now = await client.headManifest(t, t.tag ?? 'latest')
+        const now = await client.headManifest(t, t.tag ?? 'latest', FINAL)
         if (now?.digest !== digest) {
           log.warning(
             `${r.ref} now holds ${now?.digest ?? 'nothing'}, not this run's index: left as it is`
           )
           return
         }
-        const previous = await client.getManifest(t, r.previous)
-        await client.putManifest(t, t.tag ?? 'latest', previous)
+        const previous = await client.getManifest(t, r.previous, FINAL)
+        await client.putManifest(t, t.tag ?? 'latest', previous, FINAL)
         log.warning(`${r.ref} put back on ${r.previous} because another tag could not be pushed`)
       } catch (e) {
         log.warning(`${r.ref} could not be put back on ${r.previous}: ${(e as Error).message}`)

@@ -209,11 +209,12 @@ function bareDigest(
   return { input, ref, lookedUpIn }
 }
 
-/** The digests a digests-dir holds, one file each (as the upload-artifact pattern writes them). */
+/** The digests a digests-dir holds; an empty one is an error unless `others` sources were given. */
 function digestsDir(
   dir: string,
   bareRepo: Reference,
-  lookedUpIn: SourceSpec['lookedUpIn']
+  lookedUpIn: SourceSpec['lookedUpIn'],
+  others: boolean
 ): SourceSpec[] {
   let entries: Dirent[]
   try {
@@ -231,7 +232,7 @@ function digestsDir(
       `input digests-dir: "${dir}" holds folders (${folders.slice(0, 3).join(', ')}${folders.length > 3 ? ', ...' : ''}), not digest files: actions/download-artifact puts each artifact in a folder of its own unless merge-multiple: true is set`
     )
   }
-  if (entries.length === 0) {
+  if (entries.length === 0 && !others) {
     throw new InputError(
       `input digests-dir: the folder "${dir}" is empty: the digest artifacts have not arrived (check that the build jobs uploaded them and that actions/download-artifact ran with the right pattern and merge-multiple: true)`
     )
@@ -280,7 +281,7 @@ function parseSources(get: InputReader, tags: Reference[]): SourceSpec[] {
     out.push({ input: v, ref: r })
   }
   const dir = get('digests-dir').trim()
-  if (dir) out.push(...digestsDir(dir, bareRepo, lookedUpIn))
+  if (dir) out.push(...digestsDir(dir, bareRepo, lookedUpIn, out.length > 0))
   if (out.length === 0)
     throw new InputError('input sources: no sources given (set sources and/or digests-dir)')
   return out

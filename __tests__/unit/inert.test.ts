@@ -10,6 +10,7 @@ describe('inert', () => {
     ['1\n::stop-commands::x', '1\\x0a::stop-commands::x'],
     ['::set-output name=a::b', '\\x3a:set-output name=a::b'],
     ['a ##[error]b', 'a #\\x23[error]b'],
+    [' \u00a0 ::stop-commands::x', ' \u00a0 \\x3a:stop-commands::x'],
     ['cr\rlf\u2028sep\u0085', 'cr\\x0dlf\\u2028sep\\x85'],
     ['plain text: linux/amd64 sha256:ab', 'plain text: linux/amd64 sha256:ab']
   ])('%j -> %j', (input, output) => {
@@ -41,7 +42,7 @@ describe('platforms from registries and images', () => {
   it.each([
     [{ os: 'linux', architecture: 'amd64', 'os.version': '1\n::stop-commands::x' }, 'os.version'],
     [{ os: 'linux', architecture: 'arm', variant: 'v7\n::x' }, 'variant'],
-    [{ os: 'Linux', architecture: 'amd64' }, 'os'],
+    [{ os: 'linux os', architecture: 'amd64' }, 'os'],
     [{ os: 'linux', architecture: '<img src=x>' }, 'architecture'],
     [{ os: 'windows', architecture: 'amd64', 'os.features': ['a b'] }, 'os.features']
   ])('refuses %j, naming %s', (p, field) => {

@@ -213,6 +213,10 @@ describe('parseInputs', () => {
     expect(() => parseInputs(reader({ tags: 'r.io/a:1', 'digests-dir': empty }))).toThrow(
       `input digests-dir: the folder "${empty}" is empty: the digest artifacts have not arrived`
     )
+    // Beside other sources, an empty folder is no mistake.
+    expect(
+      parseInputs(reader({ tags: 'r.io/a:1', sources: D1, 'digests-dir': empty })).sources
+    ).toHaveLength(1)
     const nested = tempDir()
     mkdirSync(join(nested, 'digests-linux-amd64'))
     expect(() => parseInputs(reader({ tags: 'r.io/a:1', 'digests-dir': nested }))).toThrow(

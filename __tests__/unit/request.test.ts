@@ -14,7 +14,7 @@ import net, { type AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { StaticCredentials } from '../../src/registry/credentials.js'
-import { RegistryError } from '../../src/registry/errors.js'
+import { RegistryError, RetriesExhaustedError } from '../../src/registry/errors.js'
 import { RequestPath, type RegistryRequest } from '../../src/registry/request.js'
 import { upload } from '../../src/registry/upload.js'
 import { makeCerts } from '../helpers/registry.js'
@@ -501,6 +501,76 @@ describe('errors', () => {
     } finally {
       await p.close()
     }
+  })
+})
+
+describe('failing fast', () => {
+  it('gives a registry that does not answer a few attempts, not every retry', async () => {
+    registry.handle = () => undefined // takes the request, never answers
+    const p = path_({ retries: 10, requestTimeoutMs: 200 })
+    try {
+      const err = (await get(p, '/v2/app/manifests/1').catch((e: unknown) => e)) as RegistryError
+      expect(err.message).toMatch(
+        new RegExp(
+          `^GET blob x in ${registry.host}/app: registry ${registry.host} did not answer in time, 5 times \\(200 ms each\\)`
+        )
+      )
+    } finally {
+      await p.close()
+    }
+    expect(registry.seen).toHaveLength(5)
+  })
+
+  it('tries a refused connection once more, no more', async () => {
+    const closed = await serve()
+    await closed.close()
+    const retries: number[] = []
+    const p = path_({ retries: 10, onRetry: (x) => retries.push(x.attempt) })
+    try {
+      await expect(
+        p.send({
+          repo: { registry: closed.host, repository: 'app' },
+          method: 'GET',
+          url: '/v2/',
+          what: 'v2',
+          expect: [200]
+        })
+      ).rejects.toThrow(/cannot reach registry .*ECONNREFUSED/)
+    } finally {
+      await p.close()
+    }
+    expect(retries).toEqual([1])
+  })
+
+  it('does not retry a request whose body source already spent its retries', async () => {
+    registry.handle = (_req, res) => void res.writeHead(201).end()
+    let opened = 0
+    const spent = new RetriesExhaustedError(
+      'GET /v2/src/blobs/x on elsewhere failed after 3 attempt(s)',
+      { cause: Object.assign(new Error('reset'), { code: 'ECONNRESET' }) },
+      3,
+      false
+    )
+    const p = path_()
+    try {
+      const err = await p
+        .send({
+          repo: repo(),
+          method: 'PUT',
+          url: '/v2/app/blobs/uploads/1',
+          what: 'blob x',
+          expect: [201],
+          body: () => {
+            opened++
+            throw spent
+          }
+        })
+        .catch((e: unknown) => e)
+      expect(err).toBe(spent)
+    } finally {
+      await p.close()
+    }
+    expect(opened).toBe(1)
   })
 })
 

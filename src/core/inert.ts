@@ -12,12 +12,15 @@ function escape(c: string): string {
 
 /**
  * `text` on one line that the runner reads as plain text: control characters are written as
- * `\xNN`, a leading `::` (a workflow command) as `\x3a:`, and `##[` (the legacy form, read
- * anywhere in a line) as `#\x23[`.
+ * `\xNN`, a leading `::` (a workflow command, after any white space) as `\x3a:`, and `##[` (the
+ * legacy form, read anywhere in a line) as `#\x23[`.
  */
 export function inert(text: string): string {
-  const s = text.replace(CONTROL, escape).replace(/##\[/g, '#\\x23[')
-  return s.startsWith('::') ? `\\x3a${s.slice(1)}` : s
+  // The runner trims white space (Unicode spaces too) before it looks for `::`.
+  return text
+    .replace(CONTROL, escape)
+    .replace(/##\[/g, '#\\x23[')
+    .replace(/^(\s*):(?=:)/u, '$1\\x3a')
 }
 
 const HTML: Record<string, string> = {

@@ -10,8 +10,8 @@ export interface Platform {
   features?: string[]
 }
 
-/** os, architecture and variant: lowercase letters, digits and `._-` (the OCI image spec's values). */
-const NAME_RE = /^[a-z0-9._-]{1,64}$/
+/** os, architecture and variant: letters, digits and `._-` (matching lowercases them, as containerd does). */
+const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/
 /** os.version and os.features: letters, digits and dots (`10.0.20348.2700`, `win32k`). */
 const VERSION_RE = /^[A-Za-z0-9.]{1,128}$/
 
@@ -24,14 +24,14 @@ export function platformProblem(p: Partial<Record<keyof Platform, unknown>>): st
     `its platform field ${field} is ${JSON.stringify(value)}, which is not ${what}`
   for (const field of ['os', 'architecture'] as const) {
     if (typeof p[field] !== 'string' || !NAME_RE.test(p[field]))
-      return bad(field, p[field], 'lowercase letters, digits and ._-')
+      return bad(field, p[field], 'letters, digits and ._-')
   }
   if (
     p.variant != null &&
     p.variant !== '' &&
     (typeof p.variant !== 'string' || !NAME_RE.test(p.variant))
   )
-    return bad('variant', p.variant, 'lowercase letters, digits and ._-')
+    return bad('variant', p.variant, 'letters, digits and ._-')
   const version = p['os.version']
   if (
     version != null &&

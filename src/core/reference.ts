@@ -96,6 +96,13 @@ export function registryOf(hostOrUrl: string): string {
   return host === 'index.docker.io' || host === 'registry-1.docker.io' ? DOCKER_HUB : host
 }
 
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i
+
+/** A registry (or host) on this machine: docker talks plain HTTP to it first. */
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.test(host)
+}
+
 /** True for a registry as users name it: host or host:port, no scheme or path. */
 export function isRegistryHost(value: string): boolean {
   return DOMAIN_RE.test(value)

@@ -3,6 +3,7 @@
 // targets), so a cross-repository mount is authorised by a single token.
 import type { Credential, CredentialStore } from './credentials.js'
 import { parseChallenges, type Challenge } from './challenge.js'
+import { isLoopback } from '../core/reference.js'
 import { RegistryError, describeErrorBody } from './errors.js'
 import type { RegistryRequest, RegistryResponse, Send } from './request.js'
 import { header } from './transport.js'
@@ -208,6 +209,14 @@ export class Authenticator {
     if (!realm || !URL.canParse(realm)) {
       throw new RegistryError(
         `registry ${registry} sent a Bearer challenge without a usable realm`,
+        { status: 401, registry, repository: repo }
+      )
+    }
+    // Credentials never cross the network in clear: a realm on plain HTTP must be on this machine.
+    const u = new URL(realm)
+    if (cred && u.protocol !== 'https:' && !isLoopback(u.host)) {
+      throw new RegistryError(
+        `registry ${registry} named a token realm on plain HTTP (${u.origin}): credentials are not sent there`,
         { status: 401, registry, repository: repo }
       )
     }

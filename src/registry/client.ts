@@ -35,7 +35,14 @@ export interface ManifestHead {
   size: number
 }
 
+/** Tag pushes and their rollback are `final`: they may run a little past the deadline. */
+export interface Final {
+  final?: boolean
+}
+
 const MAX_CONFIG_BYTES = 16 * 1024 * 1024
+/** More referrers than this for one image is not something to copy blindly. */
+const MAX_REFERRERS = 1024
 const MANIFESTS = { maxBytes: MAX_MANIFEST_BYTES, limitName: 'manifests' }
 
 export class RegistryClient {
@@ -67,7 +74,7 @@ export class RegistryClient {
    * GETs a manifest. By digest, the bytes are verified against it; by tag, against the
    * Docker-Content-Digest the registry sends. The bytes are kept exactly as received.
    */
-  async getManifest(repo: Repository, reference: string): Promise<RawManifest> {
+  async getManifest(repo: Repository, reference: string, o: Final = {}): Promise<RawManifest> {
     const what = `manifest ${repoName(repo)}${reference.includes(':') ? '@' : ':'}${reference}`
     let res: RegistryResponse
     try {
@@ -78,7 +85,8 @@ export class RegistryClient {
         what,
         expect: [200],
         headers: { accept: MANIFEST_ACCEPT },
-        read: MANIFESTS
+        read: MANIFESTS,
+        final: o.final
       })
     } catch (e) {
       if (!isNotFound(e)) throw e
@@ -98,7 +106,11 @@ export class RegistryClient {
   }
 
   /** HEADs a manifest; undefined when absent (404, or 403 as Artifactory answers for missing tags). */
-  async headManifest(repo: Repository, reference: string): Promise<ManifestHead | undefined> {
+  async headManifest(
+    repo: Repository,
+    reference: string,
+    o: Final = {}
+  ): Promise<ManifestHead | undefined> {
     let res: RegistryResponse
     try {
       res = await this.request({
@@ -107,7 +119,8 @@ export class RegistryClient {
         url: `/v2/${repo.repository}/manifests/${reference}`,
         what: `manifest ${reference}`,
         expect: [200],
-        headers: { accept: MANIFEST_ACCEPT }
+        headers: { accept: MANIFEST_ACCEPT },
+        final: o.final
       })
     } catch (e) {
       if (isAbsent(e)) return undefined
@@ -116,7 +129,7 @@ export class RegistryClient {
     const digest = servedDigest(res, repo, `manifest ${reference}`)
     if (!digest) {
       // Some registries omit the digest on HEAD: fall back to GET, which hashes the bytes.
-      const m = await this.getManifest(repo, reference)
+      const m = await this.getManifest(repo, reference, o)
       return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length }
     }
     return {
@@ -127,7 +140,12 @@ export class RegistryClient {
   }
 
   /** PUTs manifest bytes as they are and checks the registry's digest equals ours. */
-  async putManifest(repo: Repository, reference: string, m: RawManifest): Promise<void> {
+  async putManifest(
+    repo: Repository,
+    reference: string,
+    m: RawManifest,
+    o: Final = {}
+  ): Promise<void> {
     const res = await this.request({
       repo,
       method: 'PUT',
@@ -135,7 +153,8 @@ export class RegistryClient {
       what: `manifest ${reference}`,
       expect: [200, 201],
       headers: { 'content-type': m.mediaType },
-      body: () => m.bytes
+      body: () => m.bytes,
+      final: o.final
     })
     const served = servedDigest(res, repo, `manifest ${reference}`)
     if (served && served !== m.digest) {
@@ -179,6 +198,11 @@ export class RegistryClient {
         throw e
       }
       descriptors.push(...indexEntries(res.body, what))
+      if (descriptors.length > MAX_REFERRERS)
+        throw new RegistryError(`${what}: more than ${MAX_REFERRERS} referrers`, {
+          registry: repo.registry,
+          repository: repo.repository
+        })
       url = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res.headers, 'link') ?? '')?.[1]
       if (url) url = new URL(url, res.url).toString()
       else return { via: 'api', descriptors }

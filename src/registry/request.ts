@@ -1,7 +1,8 @@
 // The one path every registry request takes: scheme, credentials, redirects, 401 refresh,
 // retries, the concurrency limiter, body caps and errors are decided here and nowhere else.
+import { setMaxListeners } from 'node:events'
 import type { Readable } from 'node:stream'
-import { apiHost, repoName, type Repository } from '../core/reference.js'
+import { apiHost, isLoopback, repoName, type Repository } from '../core/reference.js'
 import { Limiter } from '../util/limiter.js'
 import { Authenticator } from './auth.js'
 import type { CredentialStore } from './credentials.js'
@@ -18,6 +19,7 @@ import {
   discardBody,
   header,
   isConnectionRefused,
+  isTimeout,
   isTransientError,
   readBody,
   readErrorBody,
@@ -71,6 +73,11 @@ export interface RegistryRequest {
   /** Best effort: a single attempt, no retry (cancelling an upload session). */
   once?: boolean
   /**
+   * A tag push or its rollback: it may run a little past the deadline, so that a run that
+   * started moving tags can finish, or put them back, rather than leave them split.
+   */
+  final?: boolean
+  /**
    * Not counted by the limiter: token requests (made while copies hold every slot, waiting for
    * that very token) and the source GET of a streamed copy, whose PUT already holds a slot.
    */
@@ -101,8 +108,11 @@ interface Refusal {
 }
 
 const MAX_REDIRECTS = 5
+/** How long tag pushes, and putting tags back, may run past the deadline. */
+const FINAL_GRACE_MS = 20_000
+/** Attempts that time out (a registry that accepts connections but does not answer) are retried at most this often. */
+const MAX_TIMEOUT_RETRIES = 4
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
-const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i
 const TLS_HINT = /HTTP request to an HTTPS server/i
 
 export class RequestPath {
@@ -114,12 +124,20 @@ export class RequestPath {
   private readonly schemes = new Map<string, 'http' | 'https'>()
   /** Aborted when the step's budget runs out: every exchange and body read stops then. */
   private readonly expired?: AbortSignal
+  /** The same, a little later, for tag pushes and their rollback (requests marked `final`). */
+  private readonly expiredFinal?: AbortSignal
 
   constructor(private readonly opts: RequestPathOptions) {
     this.transport = new Transport(opts)
     this.retry = new RetryPolicy(opts)
-    if (opts.deadline !== undefined)
-      this.expired = AbortSignal.timeout(Math.max(0, opts.deadline - this.retry.now()))
+    // A wall clock for a real deadline; tests that bring their own clock get none.
+    if (opts.deadline !== undefined && !opts.now) {
+      const left = Math.max(0, opts.deadline - Date.now())
+      this.expired = AbortSignal.timeout(left)
+      this.expiredFinal = AbortSignal.timeout(left + FINAL_GRACE_MS)
+      // Every exchange in flight listens to them: dozens at once is expected, not a leak.
+      setMaxListeners(0, this.expired, this.expiredFinal)
+    }
     this.limiter = new Limiter(opts.maxConcurrency)
     this.auth = new Authenticator((r) => this.send(r), opts.credentials, opts.onSecret)
   }
@@ -134,7 +152,7 @@ export class RequestPath {
 
   /** Docker talks plain HTTP to loopback registries first; everything else is HTTPS. */
   origin(registry: string): string {
-    const scheme = this.schemes.get(registry) ?? (LOOPBACK.test(registry) ? 'http' : 'https')
+    const scheme = this.schemes.get(registry) ?? (isLoopback(registry) ? 'http' : 'https')
     return `${scheme}://${apiHost(registry)}`
   }
 
@@ -143,19 +161,24 @@ export class RequestPath {
     let refreshed = false
     let switched = false
     let unauthorized = 0
+    let timeouts = 0
+    const stop = r.final ? this.expiredFinal : this.expired
     for (let attempt = 0; ;) {
       const session = r.session && (await r.session(attempt))
       const url = this.resolve(r, session?.url ?? r.url)
       const generation = this.auth.generation(r.repo.registry)
       let out: RegistryResponse | Refusal
       try {
-        out = await this.limited(r, () => this.attempt(r, url, attempt, generation))
+        out = await this.limited(r, () => this.attempt(r, url, attempt, generation, stop))
       } catch (e) {
-        if (this.expired?.aborted) throw this.outOfTime(r, url, e)
+        if (stop?.aborted) throw this.outOfTime(r, url, e)
         await session?.abandon()
-        // A refused connection gets one more try (a registry restarting), not a whole backoff.
+        // A refused connection gets one more try (a registry restarting), not a whole backoff;
+        // a registry that does not answer gets a few, not every retry at a minute each.
         if (!isTransientError(e) || (isConnectionRefused(e) && attempt > 0))
           throw this.failure(r, url, e)
+        if (isTimeout(e) && ++timeouts > Math.min(this.opts.retries, MAX_TIMEOUT_RETRIES))
+          throw this.silent(r, url, timeouts, e)
         await this.backOff(r, url, attempt++, { reason: describeFailure(e), cause: e })
         continue
       }
@@ -174,7 +197,7 @@ export class RequestPath {
         await this.auth.refresh(r.repo.registry, out.generation, challenge, r.repo.repository)
         continue
       }
-      if (!switched && (await this.speaksTls(r, url, out))) {
+      if (!switched && (await this.speaksTls(r, out.url, out))) {
         // Decided by the scheme this request went with, so concurrent requests all switch.
         this.schemes.set(r.repo.registry, 'https')
         switched = true
@@ -211,7 +234,8 @@ export class RequestPath {
     r: RegistryRequest,
     start: URL,
     attempt: number,
-    generation: number
+    generation: number,
+    stop: AbortSignal | undefined
   ): Promise<RegistryResponse | Refusal> {
     const timeout = this.retry.timeoutFor(attempt, this.opts.requestTimeoutMs)
     const body = await r.body?.(attempt)
@@ -224,7 +248,7 @@ export class RequestPath {
           this.headersFor(r, url),
           body,
           timeout,
-          this.expired
+          stop
         )
         this.opts.onResponse?.(url.toString(), ex.headers)
         const location = header(ex.headers, 'location')
@@ -311,7 +335,7 @@ export class RequestPath {
    */
   private async speaksTls(r: RegistryRequest, url: URL, out: Refusal): Promise<boolean> {
     if (out.status !== 400 || r.token || url.protocol !== 'http:') return false
-    if (!LOOPBACK.test(r.repo.registry) || url.host !== apiHost(r.repo.registry)) return false
+    if (!isLoopback(r.repo.registry) || url.host !== apiHost(r.repo.registry)) return false
     // Another request found the registry speaking TLS after this one was sent over HTTP.
     if (this.origin(r.repo.registry).startsWith('https:')) return true
     if (TLS_HINT.test(Buffer.from(out.body).toString('utf8'))) return true
@@ -383,6 +407,16 @@ export class RequestPath {
     })
   }
 
+  /** Attempt after attempt timed out: the registry takes connections but does not answer. */
+  private silent(r: RegistryRequest, url: URL, attempts: number, e: unknown): RegistryError {
+    const who = r.token ? `token server ${url.host}` : `registry ${r.repo.registry}`
+    return this.error(
+      r,
+      `${this.asked(r)} in ${repoName(r.repo)}: ${who} did not answer in time, ${attempts} times (${seconds(this.opts.requestTimeoutMs)} each); last error: ${describeFailure(e)}`,
+      { cause: e }
+    )
+  }
+
   private outOfTime(r: RegistryRequest, url: URL, e: unknown): RegistryError {
     const who = r.token
       ? `token server ${url.host} of registry ${r.repo.registry}`
@@ -426,6 +460,10 @@ export class RequestPath {
 
 function isStream(body: Body | undefined): body is Readable {
   return body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array)
+}
+
+function seconds(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`
 }
 
 function mib(bytes: number): string {

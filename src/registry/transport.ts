@@ -2,6 +2,7 @@
 // reads that never hold more than their cap. No rules about registries here: see request.ts.
 import type { Readable } from 'node:stream'
 import { Agent, errors, request, type Dispatcher } from 'undici'
+import { RegistryError } from './errors.js'
 
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
 export type Headers = Record<string, string | string[] | undefined>
@@ -49,10 +50,19 @@ export function header(h: Headers, name: string): string | undefined {
 /** Network failures worth another attempt (resets, timeouts, refused connections). */
 export function isTransientError(e: unknown): boolean {
   if (e instanceof TruncatedBodyError) return true
+  // Already decided (retries spent on a nested request, a refusal): its cause is history.
+  if (e instanceof RegistryError) return false
   const code = (e as { code?: string })?.code
   if (code && TRANSIENT_CODES.has(code)) return true
   const cause = (e as { cause?: { code?: string } })?.cause
   return !!cause?.code && TRANSIENT_CODES.has(cause.code)
+}
+
+/** No answer in time (connect, headers or a body gap): a stalled registry, worth few attempts. */
+export function isTimeout(e: unknown): boolean {
+  const codes = ['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']
+  const err = e as { code?: string; cause?: { code?: string } }
+  return codes.includes(err?.code ?? '') || codes.includes(err?.cause?.code ?? '')
 }
 
 /** Nothing listens at the address: not worth many attempts. */
