@@ -1,6 +1,5 @@
 // The action: read inputs, merge, set outputs, write the job summary.
 import * as core from '@actions/core'
-import { context } from '@actions/github'
 import { formatPlatformFull, type Platform } from './core/platform.js'
 import { UserError } from './errors.js'
 import { misnamedInputs, parseInputs, type GithubContext, type Inputs } from './inputs.js'
@@ -31,13 +30,16 @@ export function createClient(
   })
 }
 
-/** The workflow's repository and commit, when the runner provides them. */
-function githubContext(): GithubContext | undefined {
-  if (!process.env.GITHUB_REPOSITORY || !context.sha) return undefined
+/**
+ * The workflow's repository and commit, from the variables the runner sets (what
+ * @actions/github's context reads, without bundling Octokit for it).
+ */
+function githubContext(env: NodeJS.ProcessEnv = process.env): GithubContext | undefined {
+  if (!env.GITHUB_REPOSITORY || !env.GITHUB_SHA) return undefined
   return {
-    serverUrl: context.serverUrl,
-    repository: process.env.GITHUB_REPOSITORY,
-    sha: context.sha
+    serverUrl: env.GITHUB_SERVER_URL || 'https://github.com',
+    repository: env.GITHUB_REPOSITORY,
+    sha: env.GITHUB_SHA
   }
 }
 
