@@ -30169,7 +30169,7 @@ async function merge(client, opts, log) {
   const current = currentDigests(client, opts.tags, appendBase, log);
   const plan = await log.group(
     "Resolve sources",
-    () => resolveAndPlan(store, opts, appendBase, log)
+    () => resolveAndPlan(store, opts, targets, appendBase, log)
   );
   const tags = planTags(opts.tags, await current, plan.index.digest, opts.dryRun);
   if (opts.dryRun) logDryRun(tags, plan.index.digest, log);
@@ -30206,7 +30206,7 @@ function currentDigests(client, tags, appendBase, log) {
     })
   );
 }
-async function resolveAndPlan(store, opts, appendBase, log) {
+async function resolveAndPlan(store, opts, targets, appendBase, log) {
   const [fromSources, existing] = await Promise.all([
     resolveSources(store, opts.sources),
     appendBase ? resolveExisting(store, opts.tags[0], appendBase, log) : []
@@ -30222,7 +30222,7 @@ async function resolveAndPlan(store, opts, appendBase, log) {
   if (opts.attestations === "strip-provenance") {
     children = await stripProvenanceFrom(store, children, entries.decisions);
   }
-  const copied = copiedFrom(opts, uniqueRepos(opts.tags));
+  const copied = copiedFrom(opts, targets);
   const fetched = await fetchedManifests(store, children, copied);
   children = describedAsFetched(children, fetched, entries.decisions);
   for (const d of entries.decisions) log.info(d);

@@ -88,7 +88,7 @@ export async function merge(
   // Ask what each tag holds now, in parallel with resolving: only needed once the index exists.
   const current = currentDigests(client, opts.tags, appendBase, log)
   const plan = await log.group('Resolve sources', () =>
-    resolveAndPlan(store, opts, appendBase, log)
+    resolveAndPlan(store, opts, targets, appendBase, log)
   )
   const tags = planTags(opts.tags, await current, plan.index.digest, opts.dryRun)
   if (opts.dryRun) logDryRun(tags, plan.index.digest, log)
@@ -148,6 +148,7 @@ function currentDigests(
 async function resolveAndPlan(
   store: ManifestStore,
   opts: MergeOptions,
+  targets: Repository[],
   appendBase: Promise<RawManifest | undefined> | undefined,
   log: Logger
 ): Promise<Planned> {
@@ -167,7 +168,7 @@ async function resolveAndPlan(
   if (opts.attestations === 'strip-provenance') {
     children = await stripProvenanceFrom(store, children, entries.decisions)
   }
-  const copied = copiedFrom(opts, uniqueRepos(opts.tags))
+  const copied = copiedFrom(opts, targets)
   const fetched = await fetchedManifests(store, children, copied)
   children = describedAsFetched(children, fetched, entries.decisions)
   for (const d of entries.decisions) log.info(d)

@@ -7,8 +7,8 @@ export interface RetryOptions {
   retries: number
   /**
    * The step's budget (epoch ms): no retry is scheduled whose delay would end past it, and a
-   * retry waits for headers no longer than what is left of it. First attempts are not refused,
-   * so that a run that is late still finishes what it started (the tags of every repository).
+   * retry waits for headers no longer than what is left of it. (The request path also stops
+   * every exchange at the deadline; tag pushes and their rollback get a short grace.)
    */
   deadline?: number
   /** Longest wait honoured from Retry-After, and the cap of the exponential backoff. */
