@@ -1,7 +1,7 @@
 // Applying the plan: copy the children into every target repository, then move the tags, putting
 // moved tags back if another one fails.
 import type { Child } from './core/children.js'
-import { reposToPush, type IndexPlan, type TagResult } from './core/plan.js'
+import { indexRefusalAdvice, reposToPush, type IndexPlan, type TagResult } from './core/plan.js'
 import { repoName, type Reference, type Repository } from './core/reference.js'
 import { ensureChildren, TargetCopier } from './copy.js'
 import type { Logger } from './logger.js'
@@ -9,7 +9,13 @@ import type { ManifestStore } from './manifest-store.js'
 import type { MergeOptions } from './merge.js'
 import { copyAttached, findAttached } from './referrers.js'
 import type { RegistryClient } from './registry/client.js'
-import { detailsOf, isDenied, isTagConflict, RegistryError } from './registry/errors.js'
+import {
+  detailsOf,
+  isDenied,
+  isForbiddenAsInvalid,
+  isTagConflict,
+  RegistryError
+} from './registry/errors.js'
 import { allSettledOrThrow } from './util/limiter.js'
 
 /** Tag pushes and putting tags back may finish a little past the deadline, rather than leave tags split. */
@@ -36,7 +42,7 @@ export async function apply(
       'the time budget (input timeout) ran out before the tags were pushed: no tag moved'
     )
   }
-  await log.group('Push tags', () => pushTags(client, opts, targets, plan.index, results, log))
+  await log.group('Push tags', () => pushTags(client, opts, targets, plan, results, log))
 }
 
 async function copyChildren(
@@ -66,16 +72,17 @@ async function pushTags(
   client: RegistryClient,
   opts: ApplyOptions,
   targets: Repository[],
-  index: IndexPlan['index'],
+  plan: IndexPlan,
   results: TagResult[],
   log: Logger
 ): Promise<void> {
+  const { index } = plan
   // Tags of one repository go one after another (Quay fails concurrent PUTs of one manifest);
   // repositories run in parallel.
   const settled = await Promise.allSettled(
     targets.map(async (repo) => {
       for (const [i, t] of opts.tags.entries()) {
-        if (repoName(t) === repoName(repo)) await pushTag(client, opts, t, index, results[i], log)
+        if (repoName(t) === repoName(repo)) await pushTag(client, opts, t, plan, results[i], log)
       }
     })
   )
@@ -90,10 +97,11 @@ async function pushTag(
   client: RegistryClient,
   opts: ApplyOptions,
   t: Reference,
-  index: IndexPlan['index'],
+  plan: IndexPlan,
   r: TagResult,
   log: Logger
 ): Promise<void> {
+  const { index } = plan
   if (r.outcome === 'unchanged') {
     log.info(`${r.ref} already points at ${index.digest}: not pushed again`)
     return
@@ -101,7 +109,9 @@ async function pushTag(
   try {
     await client.putManifest(t, t.tag ?? 'latest', index, FINAL)
   } catch (e) {
-    if (!(e instanceof RegistryError && isTagConflict(e)) || !r.previous) throw e
+    if (!(e instanceof RegistryError)) throw e
+    if (isIndexRefused(e)) throw indexRefused(e, r, plan)
+    if (!isTagConflict(e) || !r.previous) throw e
     // A 403 is a conflict only if pushing as such is allowed: storing the index by digest
     // tells a tag that may not move from credentials that may not push at all.
     if (isDenied(e) && opts.onConflict !== 'fail')
@@ -123,13 +133,41 @@ function handleConflict(
   log: Logger
 ): void {
   const message =
-    `tag ${r.ref} holds ${r.previous} and the registry refused to overwrite it (HTTP ${e.status}): ` +
-    `the credentials lack overwrite (delete) permission on ${repoName(t)}, or the tag is immutable`
+    `tag ${r.ref} holds ${r.previous} and the registry refused to overwrite it (HTTP ${e.status}${e.code ? ` ${e.code}` : ''}): ` +
+    conflictReason(e, repoName(t))
   if (opts.onConflict === 'skip') log.info(`skipped: ${message}`)
   else if (opts.onConflict === 'warn') log.warning(message)
   else {
     throw new RegistryError(`${message} (set on-conflict: skip or warn to go on)`, detailsOf(e))
   }
+}
+
+/**
+ * The registry refused the index's content, not the tag: a 400 or 404 that names no other
+ * cause (a missing child or repository, a tag that may not move), a 415, or a 501.
+ */
+function isIndexRefused(e: RegistryError): boolean {
+  const other = ['TAG_INVALID', 'MANIFEST_BLOB_UNKNOWN', 'BLOB_UNKNOWN', 'NAME_UNKNOWN', 'DENIED']
+  if (isForbiddenAsInvalid(e) || (e.code && other.includes(e.code))) return false
+  return e.status === 400 || e.status === 404 || e.status === 415 || e.status === 501
+}
+
+function indexRefused(e: RegistryError, r: TagResult, plan: IndexPlan): RegistryError {
+  const { index, children } = plan
+  const advice = indexRefusalAdvice(index, children)
+  return new RegistryError(
+    `registry ${e.registry ?? '?'} refused the index ${index.digest} (${index.mediaType}, ${children.length} entries) for ${r.ref}: ${e.message}${advice ? `. ${advice}` : ''}`,
+    detailsOf(e)
+  )
+}
+
+/** Why a tag may not move, as far as the answer tells. */
+function conflictReason(e: RegistryError, repo: string): string {
+  // Harbor's immutability rule (goharbor/harbor src/controller/tag/controller.go) and ECR's
+  // immutable repositories (moby/buildkit#3776) say so; a 403 or 409 does not tell which.
+  if (e.status === 412) return `the tag is immutable (a tag immutability rule of ${repo})`
+  if (e.code === 'TAG_INVALID') return `the tag is immutable (${repo} has immutable tags)`
+  return `the credentials lack overwrite (delete) permission on ${repo}, or the tag is immutable`
 }
 
 /**

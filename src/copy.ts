@@ -30,12 +30,17 @@ export class TargetCopier {
     private readonly known: (digest: string) => Promise<Uint8Array> | undefined = () => undefined
   ) {}
 
-  /** Puts `raw` (an image manifest from `source`, or made by this run with `newBlobs`) into the target. */
+  /**
+   * Puts `raw` (an image manifest from `source`, or made by this run with `newBlobs`) into the
+   * target. Its manifest is PUT only once `ready` settles: the copy of the manifest its
+   * `subject` names, which some registries require to be there first.
+   */
   copy(
     raw: RawManifest,
     source: Repository,
     what: string,
-    newBlobs: Child['newBlobs'] = []
+    newBlobs: Child['newBlobs'] = [],
+    ready?: Promise<void>
   ): Promise<void> {
     return this.manifests.get(raw.digest, async () => {
       const parsed = parseManifest(raw, `${what} (${raw.digest})`)
@@ -55,6 +60,7 @@ export class TargetCopier {
           })
         )
       )
+      await ready
       await this.client.putManifest(this.target, raw.digest, raw)
       this.stats.manifests++
     })
@@ -88,18 +94,45 @@ export class TargetCopier {
   }
 }
 
-/** Copies every child that is not already in the target (same repository) or was made by this run. */
+/**
+ * Copies every child that is not already in the target (same repository) or was made by this
+ * run. A manifest whose `subject` is another child is PUT after it: GitLab refuses a manifest
+ * whose subject is not in the repository yet (400 MANIFEST_BLOB_UNKNOWN; moby/buildkit#7007,
+ * #7012), and BuildKit 0.32+ attestations carry a subject.
+ */
 export async function ensureChildren(
   copier: TargetCopier,
   store: ManifestStore,
   children: Child[]
 ): Promise<void> {
-  await allSettledOrThrow(
-    children
-      .filter((c) => c.rewritten !== undefined || !sameRepository(c.source, copier.target))
-      .map(async (c) => {
-        const raw = c.rewritten ?? (await store.get(c.source, c.descriptor.digest))
-        await copier.copy(raw, c.source, c.sourceInput, c.newBlobs)
-      })
-  )
+  const copies = new Map<string, Promise<void>>()
+  for (const c of children) {
+    if (c.rewritten === undefined && sameRepository(c.source, copier.target)) continue
+    const digest = c.descriptor.digest
+    if (copies.has(digest)) continue
+    copies.set(
+      digest,
+      (async () => {
+        const raw = c.rewritten ?? (await store.get(c.source, digest))
+        const subject = subjectOf(raw)
+        // Read once every copy is registered; a subject is never its own referrer (a hash cycle).
+        const ready = subject && subject !== digest ? copies.get(subject) : undefined
+        await copier.copy(raw, c.source, c.sourceInput, c.newBlobs, ready)
+      })()
+    )
+  }
+  await allSettledOrThrow([...copies.values()])
+}
+
+/** The digest a manifest's OCI `subject` names, if any (parseManifest has checked its shape). */
+export function subjectOf(raw: RawManifest): string | undefined {
+  try {
+    const doc = JSON.parse(Buffer.from(raw.bytes).toString('utf8')) as {
+      subject?: { digest?: unknown }
+    }
+    const digest = doc?.subject?.digest
+    return typeof digest === 'string' ? digest : undefined
+  } catch {
+    return undefined
+  }
 }

@@ -1,8 +1,8 @@
 // The merge: resolve the sources, plan the index and what each tag does, then apply the plan.
 import { apply } from './apply.js'
-import type { AttestationMode, Child, OnDuplicate } from './core/children.js'
+import { entryName, type AttestationMode, type Child, type OnDuplicate } from './core/children.js'
 import type { IndexFormat } from './core/index-builder.js'
-import type { RawManifest } from './core/manifest.js'
+import { parseManifest, type RawManifest } from './core/manifest.js'
 import {
   describedAsFetched,
   planIndex,
@@ -171,8 +171,11 @@ async function resolveAndPlan(
   const copied = copiedFrom(opts, targets)
   const fetched = await fetchedManifests(store, children, copied)
   children = describedAsFetched(children, fetched, entries.decisions)
+  const annotations = appendBase
+    ? keptAnnotations(await appendBase, opts, entries.decisions)
+    : opts.annotations
   for (const d of entries.decisions) log.info(d)
-  const { index, children: indexed } = planIndex(children, opts)
+  const { index, children: indexed } = planIndex(children, { ...opts, annotations })
   log.info(`index ${index.digest} (${index.mediaType}, ${indexed.length} entries)`)
   return { all, children: indexed, decisions: entries.decisions, index }
 }
@@ -198,6 +201,30 @@ async function fetchedManifests(
   return out
 }
 
+/**
+ * append: the index annotations the tag holds are kept, and those of the annotations input
+ * replace them key by key; a merge that drops them would rewrite the tag's metadata unasked.
+ */
+function keptAnnotations(
+  held: RawManifest | undefined,
+  opts: MergeOptions,
+  decisions: string[]
+): Record<string, string> {
+  const parsed = held && parseManifest(held, `${formatReference(opts.tags[0])} (current)`)
+  const old = parsed?.kind === 'index' ? (parsed.index.annotations ?? {}) : {}
+  const keys = Object.keys(old).filter((k) => typeof old[k] === 'string')
+  if (!keys.length) return opts.annotations
+  const replaced = keys.filter((k) => k in opts.annotations)
+  const kept = keys.filter((k) => !(k in opts.annotations))
+  if (kept.length)
+    decisions.push(`append: keep the index annotations the tag holds: ${kept.join(', ')}`)
+  if (replaced.length)
+    decisions.push(
+      `append: replace the index annotations ${replaced.join(', ')} with the annotations input`
+    )
+  return { ...Object.fromEntries(kept.map((k) => [k, old[k]])), ...opts.annotations }
+}
+
 /** append: the entries of what the first tag holds now, marked as existing. */
 async function resolveExisting(
   store: ManifestStore,
@@ -217,7 +244,7 @@ async function resolveExisting(
 function describeFound(c: Child): string {
   const p = c.descriptor.platform
   const what =
-    c.kind === 'image' && p ? formatPlatformFull(p) : `attestation for ${c.subject ?? '?'}`
+    c.kind === 'image' && p ? formatPlatformFull(p) : `${entryName(c)} for ${c.subject ?? '?'}`
   return `${c.sourceInput}: ${what} ${c.descriptor.digest} (${c.descriptor.mediaType})`
 }
 
@@ -248,10 +275,21 @@ function mergeResult(
     decisions: plan.decisions,
     images: targets.map((t) => `${repoName(t)}@${index.digest}`),
     tags,
-    platforms: images.map((c) => formatPlatform(c.descriptor.platform as Platform)),
+    platforms: platformNames(images.map((c) => c.descriptor.platform as Platform)),
     platformDigests,
     attestations: describeAttestations(plan.all, children, opts.attestations)
   }
+}
+
+/**
+ * The `platforms` output: `os/arch[/variant]`, with `:os.version` where two images would
+ * otherwise read the same (Windows builds, as in Docker Hub's hello-world list).
+ */
+function platformNames(platforms: Platform[]): string[] {
+  const short = platforms.map(formatPlatform)
+  return platforms.map((p, i) =>
+    short.indexOf(short[i]) !== short.lastIndexOf(short[i]) ? formatPlatformFull(p) : short[i]
+  )
 }
 
 function describeAttestations(
@@ -262,8 +300,10 @@ function describeAttestations(
   const out: Record<string, string> = {}
   for (const img of kept.filter((c) => c.kind === 'image')) {
     const d = img.descriptor.digest
-    const had = all.filter((c) => c.kind === 'attestation' && c.subject === d).length
-    const has = kept.filter((c) => c.kind === 'attestation' && c.subject === d).length
+    const attests = (c: Child): boolean =>
+      c.kind === 'attestation' && !c.referenceType && c.subject === d
+    const had = all.filter(attests).length
+    const has = kept.filter(attests).length
     out[d] =
       had === 0
         ? 'none'

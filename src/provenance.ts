@@ -13,7 +13,7 @@ export async function stripProvenanceFrom(
 ): Promise<Child[]> {
   const rewritten = await allSettledOrThrow(
     children.map(async (c): Promise<Child | undefined> => {
-      if (c.kind !== 'attestation') return c
+      if (c.kind !== 'attestation' || c.referenceType) return c
       const raw = await store.get(c.source, c.descriptor.digest)
       const parsed = parseManifest(raw, `attestation ${raw.digest} of ${c.sourceInput}`)
       if (parsed.kind !== 'image') return c

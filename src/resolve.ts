@@ -1,6 +1,6 @@
 // Resolving sources: fetch each manifest once, unwrap indexes (recursively) into image and
 // attestation entries, and read a config only when an image's platform is not already known.
-import { attestationSubject, unwrapIndex, type Child } from './core/children.js'
+import { attestationSubject, referenceTypeOf, unwrapIndex, type Child } from './core/children.js'
 import {
   ManifestError,
   parseManifest,
@@ -8,7 +8,7 @@ import {
   type ImageManifest,
   type RawManifest
 } from './core/manifest.js'
-import { platformFromConfig } from './core/platform.js'
+import { configPlatform, platformFromConfig } from './core/platform.js'
 import { formatReference, repoName, type Reference } from './core/reference.js'
 import type { ManifestStore } from './manifest-store.js'
 import { isNotFound } from './registry/errors.js'
@@ -26,8 +26,25 @@ export async function resolveSources(
   store: ManifestStore,
   sources: SourceSpec[]
 ): Promise<Child[]> {
-  const lists = await allSettledOrThrow(sources.map((s) => resolveSource(store, s)))
+  const lists = await allSettledOrThrow(
+    sources.map(async (s) => {
+      const found = await resolveSource(store, s)
+      // A source with nothing to merge is a build that did not happen (a skipped matrix leg, an
+      // oras index with `manifests: []`), not something to pass over in silence.
+      if (!found.some((c) => c.kind === 'image')) throw noImage(s, found)
+      return found
+    })
+  )
   return lists.flat()
+}
+
+function noImage(spec: SourceSpec, found: Child[]): ManifestError {
+  const what = found.length
+    ? `only ${found.length} entr${found.length === 1 ? 'y' : 'ies'} that belong to images (attestations or the like)`
+    : 'no entries (an empty index)'
+  return new ManifestError(
+    `source ${spec.input}: it holds no image to merge, ${what}; pass the digests of the per-platform images, or check that the build that pushed it ran`
+  )
 }
 
 export async function resolveSource(store: ManifestStore, spec: SourceSpec): Promise<Child[]> {
@@ -126,7 +143,14 @@ async function walkIndex(
   const entries = unwrapIndex(parsed.index, `${where} (index ${raw.digest})`)
   const lists = await allSettledOrThrow(
     entries.map(async ({ role, descriptor }): Promise<Child[]> => {
-      if (role === 'image' || role === 'attestation') store.prefetch(spec.ref, descriptor.digest)
+      if (role === 'image' || role === 'attestation') {
+        // An entry whose type is of the other family than its index (a Docker manifest in an
+        // OCI index, say) is often misdescribed (older layouts, hand-made indexes): it is read,
+        // so that the merged index describes it as it is (see describedAsFetched).
+        if (otherFamily(parsed.mediaType, descriptor.mediaType))
+          store.get(spec.ref, descriptor.digest).catch(() => undefined)
+        else store.prefetch(spec.ref, descriptor.digest)
+      }
       switch (role) {
         case 'image':
           return [{ kind: 'image', descriptor, source: spec.ref, sourceInput: spec.input }]
@@ -149,15 +173,85 @@ async function walkIndex(
             walk,
             depth + 1
           )
-        case 'unplatformed': {
-          const child = await store.get(spec.ref, descriptor.digest)
-          const p = parseManifest(child, `${where} (${descriptor.digest})`)
-          if (p.kind !== 'image')
-            throw new ManifestError(`${where}: ${descriptor.digest} is not an image manifest`)
-          return [await imageChild(store, spec, descriptor, p.manifest, where)]
+        case 'companion': {
+          const referenceType = referenceTypeOf(descriptor)
+          const subject =
+            attestationSubject(descriptor) ??
+            (await manifestSubject(store, spec, descriptor, where))
+          return [companion(spec, descriptor, subject, referenceType)]
         }
+        case 'unplatformed':
+          return [await unplatformed(store, spec, descriptor, where)]
       }
     })
   )
   return lists.flat()
+}
+
+/** An entry that refers to an image (by annotation or OCI subject) without being one. */
+function companion(
+  spec: SourceSpec,
+  descriptor: Descriptor,
+  subject: string | undefined,
+  referenceType: string | undefined
+): Child {
+  return {
+    kind: 'attestation',
+    descriptor,
+    source: spec.ref,
+    sourceInput: spec.input,
+    subject,
+    referenceType: referenceType ?? descriptor.artifactType ?? 'unplatformed'
+  }
+}
+
+/** The digest an entry's manifest names as its OCI `subject`, if any. */
+async function manifestSubject(
+  store: ManifestStore,
+  spec: SourceSpec,
+  descriptor: Descriptor,
+  where: string
+): Promise<string | undefined> {
+  const p = parseManifest(
+    await store.get(spec.ref, descriptor.digest),
+    `${where} (${descriptor.digest})`
+  )
+  return p.kind === 'image' ? p.manifest.subject?.digest : undefined
+}
+
+/**
+ * An entry without a platform: an image whose index left it out (read from its config), or
+ * something that refers to an image (an OCI subject) or to nothing, which is no image: kept with
+ * its subject, or dropped with a line that names it.
+ */
+async function unplatformed(
+  store: ManifestStore,
+  spec: SourceSpec,
+  descriptor: Descriptor,
+  where: string
+): Promise<Child> {
+  const at = `${where} (${descriptor.digest})`
+  const p = parseManifest(await store.get(spec.ref, descriptor.digest), at)
+  if (p.kind !== 'image')
+    throw new ManifestError(`${where}: ${descriptor.digest} is not an image manifest`)
+  const subject = p.manifest.subject?.digest
+  const type = p.manifest.artifactType ?? descriptor.artifactType
+  if (subject) return companion(spec, descriptor, subject, type)
+  const config = await store.config(spec.ref, p.manifest.config.digest)
+  const platform = configPlatform(config, at)
+  if (platform && platform !== 'not json') {
+    return {
+      kind: 'image',
+      descriptor: { ...descriptor, platform },
+      source: spec.ref,
+      sourceInput: spec.input
+    }
+  }
+  return companion(spec, descriptor, undefined, type)
+}
+
+/** Whether an index and an entry's type are of different families (OCI and Docker). */
+function otherFamily(indexType: string, entryType: string): boolean {
+  const docker = (t: string): boolean => t.startsWith('application/vnd.docker.')
+  return docker(indexType) !== docker(entryType)
 }

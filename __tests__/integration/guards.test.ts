@@ -204,7 +204,7 @@ describe('on-conflict', () => {
       const sources = `${x.digest}\n${y.digest}`
       await expect(mergeWith({ tags, sources })).rejects.toThrow(
         new RegExp(
-          `tag ${proxy.host}/conf/app:v1 holds ${old.digest} and the registry refused to overwrite it \\(HTTP 403\\): the credentials lack overwrite \\(delete\\) permission`
+          `tag ${proxy.host}/conf/app:v1 holds ${old.digest} and the registry refused to overwrite it \\(HTTP 403 DENIED\\): the credentials lack overwrite \\(delete\\) permission`
         )
       )
       const skipped = await mergeWith({ tags, sources, 'on-conflict': 'skip' })

@@ -3,6 +3,8 @@
 import { UserError } from '../errors.js'
 import {
   ATTESTATION_DIGEST_KEY,
+  ATTESTATION_MANIFEST,
+  ATTESTATION_TYPE_KEY,
   isAttestationDescriptor,
   isManifestDescriptor,
   looksLikeBuildCache,
@@ -32,6 +34,12 @@ export interface Child {
   sourceInput: string
   /** For attestations: the digest of the image they describe. */
   subject?: string
+  /**
+   * For an entry of kind attestation that is not one: what else refers to an image this way
+   * (`vnd.docker.reference.type: builder`, as regctl writes, or an artifact's type). It follows
+   * its image like an attestation, but is never read as one.
+   */
+  referenceType?: string
   /** A manifest made by this run (strip-provenance); pushed from these bytes, not copied. */
   rewritten?: RawManifest
   /** Blobs made by this run that the rewritten manifest references (its new config). */
@@ -40,7 +48,7 @@ export interface Child {
   existing?: boolean
 }
 
-export type EntryRole = 'image' | 'attestation' | 'nested-index' | 'unplatformed'
+export type EntryRole = 'image' | 'attestation' | 'companion' | 'nested-index' | 'unplatformed'
 
 /** Classifies an index's entries in order; throws for a build cache "index" whose entries are blobs. */
 export function unwrapIndex(
@@ -58,15 +66,33 @@ export function unwrapIndex(
         `${where}: entry ${d.digest} has media type ${d.mediaType}, which is not a manifest`
       )
     }
+    const unknown = isUnknownPlatform(d.platform)
     const role: EntryRole = isAttestationDescriptor(d)
       ? 'attestation'
       : isIndexType(d.mediaType)
         ? 'nested-index'
-        : isUnknownPlatform(d.platform)
-          ? 'unplatformed'
-          : 'image'
+        : unknown && referenceTypeOf(d)
+          ? 'companion'
+          : unknown
+            ? 'unplatformed'
+            : 'image'
     return { role, descriptor: d }
   })
+}
+
+/** The `vnd.docker.reference.type` of an entry that is not an attestation ("builder"), if any. */
+export function referenceTypeOf(d: Descriptor): string | undefined {
+  const type = d.annotations?.[ATTESTATION_TYPE_KEY]
+  return type && type !== ATTESTATION_MANIFEST ? type : undefined
+}
+
+/** "attestation", or what else a companion entry is ("builder manifest"), for decision lines. */
+export function entryName(c: Child): string {
+  return c.kind === 'image'
+    ? 'image'
+    : c.referenceType
+      ? `${c.referenceType} manifest`
+      : 'attestation'
 }
 
 export function attestationSubject(d: Descriptor): string | undefined {
@@ -170,7 +196,7 @@ export function selectChildren(all: Child[], opts: SelectOptions): Selection {
     for (const a of attestations) {
       if (a.subject !== img.descriptor.digest || placed.has(a.descriptor.digest)) continue
       if (opts.attestations === 'strip') {
-        decisions.push(`strip attestation ${a.descriptor.digest} of ${img.descriptor.digest}`)
+        decisions.push(`strip ${entryName(a)} ${a.descriptor.digest} of ${img.descriptor.digest}`)
         placed.add(a.descriptor.digest)
         continue
       }
@@ -182,7 +208,7 @@ export function selectChildren(all: Child[], opts: SelectOptions): Selection {
     if (!placed.has(a.descriptor.digest)) {
       placed.add(a.descriptor.digest)
       decisions.push(
-        `drop attestation ${a.descriptor.digest}: its image ${a.subject ?? '(none named)'} is not in the index`
+        `drop ${entryName(a)} ${a.descriptor.digest}: ${a.subject ? `its image ${a.subject} is not in the index` : `it names no image it belongs to, and is not an image itself (from ${a.sourceInput})`}`
       )
     }
   }

@@ -1,7 +1,7 @@
 // Building the merged index: media type choice and deterministic bytes.
 import { UserError } from '../errors.js'
 import { sha256 } from './digest.js'
-import type { Descriptor, RawManifest } from './manifest.js'
+import { ATTESTATION_TYPE_KEY, type Descriptor, type RawManifest } from './manifest.js'
 import { DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX } from './mediatypes.js'
 import type { Platform } from './platform.js'
 
@@ -20,6 +20,14 @@ export function chooseIndexType(children: Descriptor[], opts: BuildOptions): str
     (!!opts.annotations && Object.keys(opts.annotations).length > 0) ||
     children.some((d) => d.annotations && Object.keys(d.annotations).length > 0)
   if (opts.format === 'docker') {
+    // Attestation manifests are OCI manifests with in-toto layers, which a Docker list may not
+    // hold (Quay refuses unknown layer types in Docker manifests: ko-build/ko#660).
+    const attestation = children.find((d) => d.annotations?.[ATTESTATION_TYPE_KEY])
+    if (attestation) {
+      throw new FormatError(
+        `input format: "docker", but ${attestation.digest} is an attestation (or other unknown/unknown entry), which only an OCI index can carry: set attestations: strip, or use format: auto or oci`
+      )
+    }
     const bad = children.find((d) => d.mediaType !== DOCKER_MANIFEST)
     if (bad) {
       throw new FormatError(

@@ -9,7 +9,7 @@ import {
 } from './children.js'
 import { buildIndex, type BuildOptions } from './index-builder.js'
 import type { RawManifest } from './manifest.js'
-import { isImageManifestType, isIndexType } from './mediatypes.js'
+import { DOCKER_MANIFEST, isImageManifestType, isIndexType, OCI_INDEX } from './mediatypes.js'
 import { formatPlatformFull, type Platform } from './platform.js'
 import { formatReference, repoName, type Reference, type Repository } from './reference.js'
 
@@ -151,4 +151,29 @@ export function reposToPush(
   return targets.filter((repo) =>
     tags.some((t, i) => repoName(t) === repoName(repo) && results[i].outcome === 'pushed')
   )
+}
+
+/**
+ * What to try when a registry refuses the index itself (not a tag conflict): Gitea/Forgejo answer
+ * 404 to some OCI index PUTs (go-gitea/gitea#24973, #31861), Nexus a bare 400 to some manifest
+ * lists (estesp/manifest-tool#191), Quay refuses Docker lists it cannot validate
+ * (moby/buildkit#1550). The way out depends on what the index holds.
+ */
+export function indexRefusalAdvice(index: RawManifest, children: Child[]): string {
+  const attested = children.some((c) => c.kind === 'attestation')
+  const images = children.filter((c) => c.kind === 'image')
+  const dockerImages = images.every((c) => c.descriptor.mediaType === DOCKER_MANIFEST)
+  const advice: string[] = []
+  if (attested)
+    advice.push(
+      'if it refuses attestation entries (platform unknown/unknown), set attestations: strip'
+    )
+  if (index.mediaType === OCI_INDEX) {
+    advice.push(
+      dockerImages
+        ? `if it does not take OCI indexes, set format: docker${attested ? ' with attestations: strip' : ''}`
+        : 'if it does not take OCI indexes, build the images with Docker media types (BuildKit: oci-mediatypes=false) and set format: docker'
+    )
+  }
+  return advice.join('; ')
 }

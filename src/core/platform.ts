@@ -145,18 +145,34 @@ export function platformMatches(filter: Platform, image: Platform): boolean {
 
 /** Reads the platform of an image from its config blob (os, architecture, variant, os.version, os.features). */
 export function platformFromConfig(config: Uint8Array, where: string): Platform {
-  let doc: Record<string, unknown>
-  try {
-    doc = JSON.parse(Buffer.from(config).toString('utf8')) as Record<string, unknown>
-  } catch (e) {
-    throw new ManifestError(`${where}: the image config is not valid JSON`, { cause: e })
-  }
-  const { os, architecture, variant } = doc
-  if (typeof os !== 'string' || typeof architecture !== 'string' || !os || !architecture) {
+  const p = configPlatform(config, where)
+  if (p === 'not json') throw new ManifestError(`${where}: the image config is not valid JSON`)
+  if (!p) {
     throw new ManifestError(
       `${where}: the image config names no os/architecture, so it is not a runnable image`
     )
   }
+  return p
+}
+
+/**
+ * The platform a config names; undefined when it names none, 'not json' when it is not JSON (an
+ * artifact's config, as oras writes). A platform it names but that is malformed throws.
+ */
+export function configPlatform(
+  config: Uint8Array,
+  where: string
+): Platform | undefined | 'not json' {
+  let doc: Record<string, unknown>
+  try {
+    doc = JSON.parse(Buffer.from(config).toString('utf8')) as Record<string, unknown>
+  } catch {
+    return 'not json'
+  }
+  if (typeof doc !== 'object' || doc === null) return undefined
+  const { os, architecture, variant } = doc
+  if (typeof os !== 'string' || typeof architecture !== 'string' || !os || !architecture)
+    return undefined
   const p: Platform = { architecture, os }
   if (doc['os.version'] != null && doc['os.version'] !== '')
     p['os.version'] = doc['os.version'] as string
