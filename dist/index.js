@@ -3018,9 +3018,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve, reject) => {
+          return new Promise((resolve2, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve(data);
+              return err ? reject(err) : resolve2(data);
             });
           });
         }
@@ -3058,9 +3058,9 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve, reject) => {
+          return new Promise((resolve2, reject) => {
             this.destroy(err, (err2, data) => {
-              return err2 ? reject(err2) : resolve(data);
+              return err2 ? reject(err2) : resolve2(data);
             });
           });
         }
@@ -6566,8 +6566,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve, reject) => {
-        res = resolve;
+      const promise = new Promise((resolve2, reject) => {
+        res = resolve2;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -7993,12 +7993,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve, reject) => {
+      const waitForDrain = () => new Promise((resolve2, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve;
+          callback = resolve2;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -8882,12 +8882,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve, reject) => {
+      const waitForDrain = () => new Promise((resolve2, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve;
+          callback = resolve2;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -9204,16 +9204,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve) => {
+        return new Promise((resolve2) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve;
+            this[kClosedResolve] = resolve2;
           } else {
-            resolve(null);
+            resolve2(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve) => {
+        return new Promise((resolve2) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -9226,7 +9226,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve(null);
+            resolve2(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -9633,8 +9633,8 @@ var require_pool_base = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve) => {
-            this[kClosedResolve] = resolve;
+          return new Promise((resolve2) => {
+            this[kClosedResolve] = resolve2;
           });
         }
       }
@@ -9722,7 +9722,7 @@ var require_pool = __commonJS({
     function defaultFactory(origin, opts) {
       return new Client(origin, opts);
     }
-    var Pool = class extends PoolBase {
+    var Pool2 = class extends PoolBase {
       constructor(origin, {
         connections,
         factory = defaultFactory,
@@ -9795,7 +9795,7 @@ var require_pool = __commonJS({
         }
       }
     };
-    module.exports = Pool;
+    module.exports = Pool2;
   }
 });
 
@@ -9815,7 +9815,7 @@ var require_balanced_pool = __commonJS({
       kRemoveClient,
       kGetDispatcher
     } = require_pool_base();
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var { kUrl } = require_symbols();
     var util = require_util();
     var kFactory = /* @__PURE__ */ Symbol("factory");
@@ -9836,7 +9836,7 @@ var require_balanced_pool = __commonJS({
       return a;
     }
     function defaultFactory(origin, opts) {
-      return new Pool(origin, opts);
+      return new Pool2(origin, opts);
     }
     var BalancedPool = class extends PoolBase {
       constructor(upstreams = [], { factory = defaultFactory, connect, tls, ...opts } = {}) {
@@ -10073,7 +10073,7 @@ var require_agent = __commonJS({
     var { InvalidArgumentError, MaxOriginsReachedError } = require_errors();
     var { kClients, kRunning, kClose, kDestroy, kDispatch, kUrl } = require_symbols();
     var DispatcherBase = require_dispatcher_base();
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var Client = require_client();
     var util = require_util();
     var kOnConnect = /* @__PURE__ */ Symbol("onConnect");
@@ -10084,7 +10084,7 @@ var require_agent = __commonJS({
     var kOptions = /* @__PURE__ */ Symbol("options");
     var kOrigins = /* @__PURE__ */ Symbol("origins");
     function defaultFactory(origin, opts) {
-      return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool(origin, opts);
+      return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool2(origin, opts);
     }
     var Agent2 = class extends DispatcherBase {
       constructor({ factory = defaultFactory, maxOrigins = Infinity, connect, tls, ...options } = {}) {
@@ -10706,7 +10706,7 @@ var require_socks5_proxy_agent = __commonJS({
     var { InvalidArgumentError } = require_errors();
     var { Socks5Client, STATES } = require_socks5_client();
     var { kDispatch, kClose, kDestroy } = require_symbols();
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var buildConnector = require_connect();
     var { debuglog } = __require("node:util");
     var debug2 = debuglog("undici:socks5-proxy");
@@ -10756,7 +10756,7 @@ var require_socks5_proxy_agent = __commonJS({
         const proxyHost = this[kProxyUrl].hostname;
         const proxyPort = parseInt(this[kProxyUrl].port) || 1080;
         debug2("creating SOCKS5 connection to", proxyHost, proxyPort);
-        const socket = await new Promise((resolve, reject) => {
+        const socket = await new Promise((resolve2, reject) => {
           this[kConnector]({
             hostname: proxyHost,
             host: proxyHost,
@@ -10766,7 +10766,7 @@ var require_socks5_proxy_agent = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve(socket2);
+              resolve2(socket2);
             }
           });
         });
@@ -10776,14 +10776,14 @@ var require_socks5_proxy_agent = __commonJS({
           socket.destroy();
         });
         await socks5Client.handshake();
-        await new Promise((resolve, reject) => {
+        await new Promise((resolve2, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 authentication timeout"));
           }, 5e3);
           const onAuthenticated = () => {
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve();
+            resolve2();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -10792,14 +10792,14 @@ var require_socks5_proxy_agent = __commonJS({
           };
           if (socks5Client.state === STATES.AUTHENTICATED) {
             clearTimeout(timeout);
-            resolve();
+            resolve2();
           } else {
             socks5Client.once("authenticated", onAuthenticated);
             socks5Client.once("error", onError);
           }
         });
         await socks5Client.connect(targetHost, targetPort);
-        await new Promise((resolve, reject) => {
+        await new Promise((resolve2, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 connection timeout"));
           }, 5e3);
@@ -10807,7 +10807,7 @@ var require_socks5_proxy_agent = __commonJS({
             debug2("SOCKS5 tunnel established to", targetHost, targetPort, "via", info2);
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve();
+            resolve2();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -10829,7 +10829,7 @@ var require_socks5_proxy_agent = __commonJS({
           const originKey = String(origin);
           let pool = this[kPools].get(originKey);
           if (!pool || pool.destroyed || pool.closed) {
-            pool = new Pool(origin, {
+            pool = new Pool2(origin, {
               pipelining: opts.pipelining,
               connections: opts.connections,
               connect: async (connectOpts, callback) => {
@@ -10850,8 +10850,8 @@ var require_socks5_proxy_agent = __commonJS({
                       socket,
                       servername: this[kRequestTls]?.servername || targetHost
                     });
-                    await new Promise((resolve, reject) => {
-                      finalSocket.once("secureConnect", resolve);
+                    await new Promise((resolve2, reject) => {
+                      finalSocket.once("secureConnect", resolve2);
                       finalSocket.once("error", reject);
                     });
                   }
@@ -10905,7 +10905,7 @@ var require_proxy_agent = __commonJS({
     "use strict";
     var { kProxy, kClose, kDestroy, kDispatch } = require_symbols();
     var Agent2 = require_agent();
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var DispatcherBase = require_dispatcher_base();
     var { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = require_errors();
     var buildConnector = require_connect();
@@ -10923,7 +10923,7 @@ var require_proxy_agent = __commonJS({
       return protocol === "https:" ? 443 : 80;
     }
     function defaultFactory(origin, opts) {
-      return new Pool(origin, opts);
+      return new Pool2(origin, opts);
     }
     var noop = () => {
     };
@@ -10931,7 +10931,7 @@ var require_proxy_agent = __commonJS({
       if (opts.connections === 1) {
         return new Client(origin, opts);
       }
-      return new Pool(origin, opts);
+      return new Pool2(origin, opts);
     }
     var Http1ProxyWrapper = class extends DispatcherBase {
       #client;
@@ -10978,7 +10978,7 @@ var require_proxy_agent = __commonJS({
         return this.#client.destroy(err);
       }
     };
-    var ProxyAgent2 = class extends DispatcherBase {
+    var ProxyAgent3 = class extends DispatcherBase {
       constructor(opts) {
         if (!opts || typeof opts === "object" && !(opts instanceof URL) && !opts.uri) {
           throw new InvalidArgumentError("Proxy uri is mandatory");
@@ -11152,7 +11152,7 @@ var require_proxy_agent = __commonJS({
         throw new InvalidArgumentError("Proxy-Authorization should be sent in ProxyAgent constructor");
       }
     }
-    module.exports = ProxyAgent2;
+    module.exports = ProxyAgent3;
   }
 });
 
@@ -11162,7 +11162,7 @@ var require_env_http_proxy_agent = __commonJS({
     "use strict";
     var DispatcherBase = require_dispatcher_base();
     var { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = require_symbols();
-    var ProxyAgent2 = require_proxy_agent();
+    var ProxyAgent3 = require_proxy_agent();
     var Agent2 = require_agent();
     var DEFAULT_PORTS = {
       "http:": 80,
@@ -11179,13 +11179,13 @@ var require_env_http_proxy_agent = __commonJS({
         this[kNoProxyAgent] = new Agent2(agentOpts);
         const HTTP_PROXY = httpProxy ?? process.env.http_proxy ?? process.env.HTTP_PROXY;
         if (HTTP_PROXY) {
-          this[kHttpProxyAgent] = new ProxyAgent2({ ...agentOpts, uri: HTTP_PROXY });
+          this[kHttpProxyAgent] = new ProxyAgent3({ ...agentOpts, uri: HTTP_PROXY });
         } else {
           this[kHttpProxyAgent] = this[kNoProxyAgent];
         }
         const HTTPS_PROXY = httpsProxy ?? process.env.https_proxy ?? process.env.HTTPS_PROXY;
         if (HTTPS_PROXY) {
-          this[kHttpsProxyAgent] = new ProxyAgent2({ ...agentOpts, uri: HTTPS_PROXY });
+          this[kHttpsProxyAgent] = new ProxyAgent3({ ...agentOpts, uri: HTTPS_PROXY });
         } else {
           this[kHttpsProxyAgent] = this[kHttpProxyAgent];
         }
@@ -11984,7 +11984,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError());
           }
@@ -11998,11 +11998,11 @@ var require_readable = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError());
               } else {
-                resolve(null);
+                resolve2(null);
               }
             });
           } else {
-            this.on("close", resolve);
+            this.on("close", resolve2);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -12030,7 +12030,7 @@ var require_readable = __commonJS({
     }
     function consume(stream, type) {
       assert(!stream[kConsume]);
-      return new Promise((resolve, reject) => {
+      return new Promise((resolve2, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -12045,7 +12045,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve,
+              resolve: resolve2,
               reject,
               length: 0,
               body: []
@@ -12119,18 +12119,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body, resolve, stream, length } = consume2;
+      const { type, body, resolve: resolve2, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve(chunksDecode(body, length, encoding));
+          resolve2(chunksDecode(body, length, encoding));
         } else if (type === "json") {
-          resolve(JSON.parse(chunksDecode(body, length, encoding)));
+          resolve2(JSON.parse(chunksDecode(body, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve(chunksConcat(body, length).buffer);
+          resolve2(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve(new Blob(body, { type: stream[kContentType] }));
+          resolve2(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve(chunksConcat(body, length));
+          resolve2(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -12320,9 +12320,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -12534,9 +12534,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -12824,9 +12824,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -12919,9 +12919,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -13823,7 +13823,7 @@ var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
     var { promisify } = __require("node:util");
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
       kDispatches,
@@ -13838,7 +13838,7 @@ var require_mock_pool = __commonJS({
     var { MockInterceptor } = require_mock_interceptor();
     var Symbols = require_symbols();
     var { InvalidArgumentError } = require_errors();
-    var MockPool = class extends Pool {
+    var MockPool = class extends Pool2 {
       constructor(origin, opts) {
         if (!opts || !opts.agent || typeof opts.agent.dispatch !== "function") {
           throw new InvalidArgumentError("Argument opts.agent must implement Agent");
@@ -14195,7 +14195,7 @@ var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
     var { writeFile: writeFile2, readFile, mkdir: mkdir2 } = __require("node:fs/promises");
-    var { dirname, resolve } = __require("node:path");
+    var { dirname, resolve: resolve2 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError, UndiciError } = require_errors();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -14396,7 +14396,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError("Snapshot path is required");
         }
         try {
-          const data = await readFile(resolve(path), "utf8");
+          const data = await readFile(resolve2(path), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -14425,7 +14425,7 @@ var require_snapshot_recorder = __commonJS({
         if (!path) {
           throw new InvalidArgumentError("Snapshot path is required");
         }
-        const resolvedPath = resolve(path);
+        const resolvedPath = resolve2(path);
         await mkdir2(dirname(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot]) => ({
           hash,
@@ -15349,7 +15349,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
-    var { isIP } = __require("node:net");
+    var { isIP: isIP2 } = __require("node:net");
     var { lookup: lookup2 } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
@@ -15675,8 +15675,8 @@ var require_dns = __commonJS({
                 return;
               }
               this.#firstTry = false;
-              const otherFamily = this.#newOrigin.hostname[0] === "[" ? 4 : 6;
-              const ip = this.#state.pickFamily(this.#origin, otherFamily);
+              const otherFamily2 = this.#newOrigin.hostname[0] === "[" ? 4 : 6;
+              const ip = this.#state.pickFamily(this.#origin, otherFamily2);
               if (ip == null) {
                 super.onResponseError(controller, err);
                 return;
@@ -15755,7 +15755,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP(origin.hostname) !== 0) {
+          if (isIP2(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -22405,7 +22405,7 @@ var require_fetch = __commonJS({
         const agent = fetchParams.controller.dispatcher;
         const path = url.pathname + url.search;
         const hasTrailingQuestionMark = url.search.length === 0 && url.href[url.href.length - url.hash.length - 1] === "?";
-        return new Promise((resolve, reject) => agent.dispatch(
+        return new Promise((resolve2, reject) => agent.dispatch(
           {
             path: hasTrailingQuestionMark ? `${path}?` : path,
             origin: url.origin,
@@ -22493,7 +22493,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve({
+              resolve2({
                 status,
                 statusText,
                 headersList,
@@ -22546,7 +22546,7 @@ var require_fetch = __commonJS({
                   headersList.append(headerName, String(value), true);
                 }
               }
-              resolve({
+              resolve2({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -22570,7 +22570,7 @@ var require_fetch = __commonJS({
                   headersList.append(nameStr, value.toString("latin1"), true);
                 }
               }
-              resolve({
+              resolve2({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -26716,11 +26716,11 @@ var require_undici = __commonJS({
     "use strict";
     var Client = require_client();
     var Dispatcher = require_dispatcher();
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var BalancedPool = require_balanced_pool();
     var RoundRobinPool = require_round_robin_pool();
     var Agent2 = require_agent();
-    var ProxyAgent2 = require_proxy_agent();
+    var ProxyAgent3 = require_proxy_agent();
     var Socks5ProxyAgent = require_socks5_proxy_agent();
     var EnvHttpProxyAgent = require_env_http_proxy_agent();
     var RetryAgent = require_retry_agent();
@@ -26743,11 +26743,11 @@ var require_undici = __commonJS({
     Object.assign(Dispatcher.prototype, api);
     module.exports.Dispatcher = Dispatcher;
     module.exports.Client = Client;
-    module.exports.Pool = Pool;
+    module.exports.Pool = Pool2;
     module.exports.BalancedPool = BalancedPool;
     module.exports.RoundRobinPool = RoundRobinPool;
     module.exports.Agent = Agent2;
-    module.exports.ProxyAgent = ProxyAgent2;
+    module.exports.ProxyAgent = ProxyAgent3;
     module.exports.Socks5ProxyAgent = Socks5ProxyAgent;
     module.exports.EnvHttpProxyAgent = EnvHttpProxyAgent;
     module.exports.RetryAgent = RetryAgent;
@@ -27070,11 +27070,11 @@ import { EOL as EOL3 } from "os";
 import { constants, promises } from "fs";
 var __awaiter = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve) {
-      resolve(value);
+    return value instanceof P ? value : new P(function(resolve2) {
+      resolve2(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve, reject) {
+  return new (P || (P = Promise))(function(resolve2, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -27090,7 +27090,7 @@ var __awaiter = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -27369,11 +27369,11 @@ var arch = os3.arch();
 // node_modules/@actions/core/lib/core.js
 var __awaiter2 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve) {
-      resolve(value);
+    return value instanceof P ? value : new P(function(resolve2) {
+      resolve2(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve, reject) {
+  return new (P || (P = Promise))(function(resolve2, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -27389,7 +27389,7 @@ var __awaiter2 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -27712,18 +27712,26 @@ function platformMatches(filter, image) {
   return true;
 }
 function platformFromConfig(config, where) {
-  let doc;
-  try {
-    doc = JSON.parse(Buffer.from(config).toString("utf8"));
-  } catch (e) {
-    throw new ManifestError(`${where}: the image config is not valid JSON`, { cause: e });
-  }
-  const { os: os5, architecture, variant } = doc;
-  if (typeof os5 !== "string" || typeof architecture !== "string" || !os5 || !architecture) {
+  const p = configPlatform(config, where);
+  if (p === "not json") throw new ManifestError(`${where}: the image config is not valid JSON`);
+  if (!p) {
     throw new ManifestError(
       `${where}: the image config names no os/architecture, so it is not a runnable image`
     );
   }
+  return p;
+}
+function configPlatform(config, where) {
+  let doc;
+  try {
+    doc = JSON.parse(Buffer.from(config).toString("utf8"));
+  } catch {
+    return "not json";
+  }
+  if (typeof doc !== "object" || doc === null) return void 0;
+  const { os: os5, architecture, variant } = doc;
+  if (typeof os5 !== "string" || typeof architecture !== "string" || !os5 || !architecture)
+    return void 0;
   const p = { architecture, os: os5 };
   if (doc["os.version"] != null && doc["os.version"] !== "")
     p["os.version"] = doc["os.version"];
@@ -28176,9 +28184,17 @@ function unwrapIndex(index, where) {
         `${where}: entry ${d.digest} has media type ${d.mediaType}, which is not a manifest`
       );
     }
-    const role = isAttestationDescriptor(d) ? "attestation" : isIndexType(d.mediaType) ? "nested-index" : isUnknownPlatform(d.platform) ? "unplatformed" : "image";
+    const unknown = isUnknownPlatform(d.platform);
+    const role = isAttestationDescriptor(d) ? "attestation" : isIndexType(d.mediaType) ? "nested-index" : unknown && referenceTypeOf(d) ? "companion" : unknown ? "unplatformed" : "image";
     return { role, descriptor: d };
   });
+}
+function referenceTypeOf(d) {
+  const type = d.annotations?.[ATTESTATION_TYPE_KEY];
+  return type && type !== ATTESTATION_MANIFEST ? type : void 0;
+}
+function entryName(c) {
+  return c.kind === "image" ? "image" : c.referenceType ? `${c.referenceType} manifest` : "attestation";
 }
 function attestationSubject(d) {
   const subject = d.annotations?.[ATTESTATION_DIGEST_KEY];
@@ -28251,7 +28267,7 @@ function selectChildren(all, opts) {
     for (const a of attestations) {
       if (a.subject !== img.descriptor.digest || placed.has(a.descriptor.digest)) continue;
       if (opts.attestations === "strip") {
-        decisions.push(`strip attestation ${a.descriptor.digest} of ${img.descriptor.digest}`);
+        decisions.push(`strip ${entryName(a)} ${a.descriptor.digest} of ${img.descriptor.digest}`);
         placed.add(a.descriptor.digest);
         continue;
       }
@@ -28263,7 +28279,7 @@ function selectChildren(all, opts) {
     if (!placed.has(a.descriptor.digest)) {
       placed.add(a.descriptor.digest);
       decisions.push(
-        `drop attestation ${a.descriptor.digest}: its image ${a.subject ?? "(none named)"} is not in the index`
+        `drop ${entryName(a)} ${a.descriptor.digest}: ${a.subject ? `its image ${a.subject} is not in the index` : `it names no image it belongs to, and is not an image itself (from ${a.sourceInput})`}`
       );
     }
   }
@@ -28294,6 +28310,12 @@ function chooseIndexType(children, opts) {
   const allDocker = children.every((d) => d.mediaType === DOCKER_MANIFEST);
   const hasAnnotations = !!opts.annotations && Object.keys(opts.annotations).length > 0 || children.some((d) => d.annotations && Object.keys(d.annotations).length > 0);
   if (opts.format === "docker") {
+    const attestation = children.find((d) => d.annotations?.[ATTESTATION_TYPE_KEY]);
+    if (attestation) {
+      throw new FormatError(
+        `input format: "docker", but ${attestation.digest} is an attestation (or other unknown/unknown entry), which only an OCI index can carry: set attestations: strip, or use format: auto or oci`
+      );
+    }
     const bad = children.find((d) => d.mediaType !== DOCKER_MANIFEST);
     if (bad) {
       throw new FormatError(
@@ -28411,6 +28433,135 @@ function reposToPush(targets, tags, results) {
     (repo) => tags.some((t, i) => repoName(t) === repoName(repo) && results[i].outcome === "pushed")
   );
 }
+function indexRefusalAdvice(index, children) {
+  const attested = children.some((c) => c.kind === "attestation");
+  const images = children.filter((c) => c.kind === "image");
+  const dockerImages = images.every((c) => c.descriptor.mediaType === DOCKER_MANIFEST);
+  const advice = [];
+  if (attested)
+    advice.push(
+      "if it refuses attestation entries (platform unknown/unknown), set attestations: strip"
+    );
+  if (index.mediaType === OCI_INDEX) {
+    advice.push(
+      dockerImages ? `if it does not take OCI indexes, set format: docker${attested ? " with attestations: strip" : ""}` : "if it does not take OCI indexes, build the images with Docker media types (BuildKit: oci-mediatypes=false) and set format: docker"
+    );
+  }
+  return advice.join("; ");
+}
+
+// src/registry/errors.ts
+var RegistryError = class extends Error {
+  status;
+  code;
+  detail;
+  registry;
+  repository;
+  request;
+  constructor(message, details = {}) {
+    super(message, details.cause === void 0 ? void 0 : { cause: details.cause });
+    this.name = new.target.name;
+    this.status = details.status;
+    this.code = details.code;
+    this.detail = details.detail;
+    this.registry = details.registry;
+    this.repository = details.repository;
+    this.request = details.request;
+  }
+};
+function detailsOf(e) {
+  const { status, code, detail, registry, repository, request: request2 } = e;
+  return { status, code, detail, registry, repository, request: request2, cause: e };
+}
+var RetriesExhaustedError = class extends RegistryError {
+  constructor(message, details, attempts, budgetExhausted) {
+    super(message, details);
+    this.attempts = attempts;
+    this.budgetExhausted = budgetExhausted;
+  }
+  attempts;
+  budgetExhausted;
+};
+function statusOf(e) {
+  return e instanceof RegistryError ? e.status : void 0;
+}
+function isNotFound(e) {
+  return statusOf(e) === 404;
+}
+function isAbsent(e) {
+  const s = statusOf(e);
+  return s === 404 || s === 403;
+}
+function isDenied(e) {
+  return statusOf(e) === 403;
+}
+function isTagConflict(e) {
+  const s = statusOf(e);
+  return s === 403 || s === 409 || s === 412 && !isPolicyViolation(e) || s === 400 && e instanceof RegistryError && e.code === "TAG_INVALID" || isForbiddenAsInvalid(e);
+}
+function isForbiddenAsInvalid(e) {
+  return e instanceof RegistryError && e.status === 400 && e.code === "MANIFEST_INVALID" && /\b403\b/.test(e.detail ?? "");
+}
+function isPolicyViolation(e) {
+  return statusOf(e) === 412 && e instanceof RegistryError && e.code === "PROJECTPOLICYVIOLATION";
+}
+function isRepositoryMissing(e) {
+  return statusOf(e) === 404 && e instanceof RegistryError && e.code === "NAME_UNKNOWN";
+}
+function isRefused(e) {
+  const s = statusOf(e);
+  return s !== void 0 && s >= 400 && s < 500;
+}
+function isUnsupported(e) {
+  const s = statusOf(e);
+  return s === 404 || s === 400 || s === 405;
+}
+function isRetryableStatus(status) {
+  return status === 408 || status === 429 || status >= 500 && status <= 504 && status !== 501;
+}
+function describeErrorBody(body) {
+  try {
+    const doc = JSON.parse(body);
+    const e = Array.isArray(doc?.errors) ? doc.errors[0] : void 0;
+    if (e && typeof e === "object") {
+      const code = typeof e.code === "string" ? e.code.slice(0, 100) : void 0;
+      const message = typeof e.message === "string" ? e.message.slice(0, 300) : void 0;
+      const detail = detailText(e.detail);
+      const text2 = [code, message].filter(Boolean).join(": ");
+      const shown = detail && !text2.includes(detail) ? ` (${detail})` : "";
+      return { code, text: text2 + shown, detail };
+    }
+  } catch {
+  }
+  const text = body.trim().slice(0, 300);
+  return { text };
+}
+function detailText(detail) {
+  if (detail === void 0 || detail === null) return void 0;
+  if (typeof detail === "string") return detail.slice(0, 300) || void 0;
+  const { description, message } = detail;
+  if (typeof description === "string") return description.slice(0, 300);
+  if (typeof message === "string") return message.slice(0, 300);
+  const json = JSON.stringify(detail);
+  return json && json !== "{}" && json !== "[]" ? json.slice(0, 300) : void 0;
+}
+function isContentRefused(e) {
+  if (!(e instanceof RegistryError) || isForbiddenAsInvalid(e)) return false;
+  const other = ["TAG_INVALID", "MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "NAME_UNKNOWN", "DENIED"];
+  if (e.code && other.includes(e.code)) return false;
+  return e.status === 400 || e.status === 404 || e.status === 415 || e.status === 501;
+}
+function adviceFor(e, method) {
+  const repo = e.repository ? `repository ${e.repository}` : "the repository";
+  const where = e.registry ? ` on ${e.registry}` : "";
+  if (isPolicyViolation(e))
+    return `a project policy of this Harbor registry (vulnerability severity or unsigned artifacts) blocks pulling it; fix or sign the image, or ask a project admin to change the policy`;
+  if (isRepositoryMissing(e) && method !== "GET" && method !== "HEAD")
+    return `${repo} does not exist${where}, and this registry does not create repositories on push (Amazon ECR, for one): create it first`;
+  if (isForbiddenAsInvalid(e))
+    return `the registry refused the write (HTTP 403 inside a 400): the credentials lack overwrite (delete) permission, as Artifactory reports it`;
+  return void 0;
+}
 
 // src/util/limiter.ts
 var Limiter = class {
@@ -28423,7 +28574,7 @@ var Limiter = class {
   active = 0;
   waiting = [];
   async run(task) {
-    if (this.active >= this.max) await new Promise((resolve) => this.waiting.push(resolve));
+    if (this.active >= this.max) await new Promise((resolve2) => this.waiting.push(resolve2));
     else this.active++;
     try {
       return await task();
@@ -28474,8 +28625,12 @@ var TargetCopier = class {
   stats = { manifests: 0, mounted: 0, streamed: 0, present: 0, uploaded: 0 };
   blobs = new OnceMap();
   manifests = new OnceMap();
-  /** Puts `raw` (an image manifest from `source`, or made by this run with `newBlobs`) into the target. */
-  copy(raw, source, what, newBlobs = []) {
+  /**
+   * Puts `raw` (an image manifest from `source`, or made by this run with `newBlobs`) into the
+   * target. Its manifest is PUT only once `ready` settles: the copy of the manifest its
+   * `subject` names, which some registries require to be there first.
+   */
+  copy(raw, source, what, newBlobs = [], ready) {
     return this.manifests.get(raw.digest, async () => {
       const parsed = parseManifest(raw, `${what} (${raw.digest})`);
       if (parsed.kind !== "image")
@@ -28496,6 +28651,7 @@ var TargetCopier = class {
           )
         )
       );
+      await ready;
       await this.client.putManifest(this.target, raw.digest, raw);
       this.stats.manifests++;
     });
@@ -28521,87 +28677,46 @@ var TargetCopier = class {
   }
 };
 async function ensureChildren(copier, store, children) {
-  await allSettledOrThrow(
-    children.filter((c) => c.rewritten !== void 0 || !sameRepository(c.source, copier.target)).map(async (c) => {
-      const raw = c.rewritten ?? await store.get(c.source, c.descriptor.digest);
-      await copier.copy(raw, c.source, c.sourceInput, c.newBlobs);
-    })
+  const copies = /* @__PURE__ */ new Map();
+  for (const c of children) {
+    if (c.rewritten === void 0 && sameRepository(c.source, copier.target)) continue;
+    const digest = c.descriptor.digest;
+    if (copies.has(digest)) continue;
+    copies.set(
+      digest,
+      (async () => {
+        const raw = c.rewritten ?? await store.get(c.source, digest);
+        const subject = subjectOf(raw);
+        const ready = subject && subject !== digest ? copies.get(subject) : void 0;
+        try {
+          await copier.copy(raw, c.source, c.sourceInput, c.newBlobs, ready);
+        } catch (e) {
+          throw c.kind === "attestation" && isContentRefused(e) ? attestationRefused(e, c) : e;
+        }
+      })()
+    );
+  }
+  await allSettledOrThrow([...copies.values()]);
+}
+function subjectOf(raw) {
+  try {
+    const doc = JSON.parse(Buffer.from(raw.bytes).toString("utf8"));
+    const digest = doc?.subject?.digest;
+    return typeof digest === "string" ? digest : void 0;
+  } catch {
+    return void 0;
+  }
+}
+function attestationRefused(e, c) {
+  const what = entryName(c);
+  return new RegistryError(
+    `registry ${e.registry ?? "?"} refused the ${what} ${c.descriptor.digest}${c.subject ? ` of image ${c.subject}` : ""}: ${e.message}. If it does not take attestations, set attestations: strip`,
+    detailsOf(e)
   );
 }
 
 // src/registry/client.ts
 import { pipeline, Transform } from "node:stream";
-
-// src/registry/errors.ts
-var RegistryError = class extends Error {
-  status;
-  code;
-  registry;
-  repository;
-  request;
-  constructor(message, details = {}) {
-    super(message, details.cause === void 0 ? void 0 : { cause: details.cause });
-    this.name = new.target.name;
-    this.status = details.status;
-    this.code = details.code;
-    this.registry = details.registry;
-    this.repository = details.repository;
-    this.request = details.request;
-  }
-};
-function detailsOf(e) {
-  const { status, code, registry, repository, request: request2 } = e;
-  return { status, code, registry, repository, request: request2, cause: e };
-}
-var RetriesExhaustedError = class extends RegistryError {
-  constructor(message, details, attempts, budgetExhausted) {
-    super(message, details);
-    this.attempts = attempts;
-    this.budgetExhausted = budgetExhausted;
-  }
-  attempts;
-  budgetExhausted;
-};
-function statusOf(e) {
-  return e instanceof RegistryError ? e.status : void 0;
-}
-function isNotFound(e) {
-  return statusOf(e) === 404;
-}
-function isAbsent(e) {
-  const s = statusOf(e);
-  return s === 404 || s === 403;
-}
-function isDenied(e) {
-  return statusOf(e) === 403;
-}
-function isTagConflict(e) {
-  const s = statusOf(e);
-  return s === 403 || s === 409 || s === 412 || s === 400 && e instanceof RegistryError && e.code === "TAG_INVALID";
-}
-function isRefused(e) {
-  const s = statusOf(e);
-  return s !== void 0 && s >= 400 && s < 500;
-}
-function isUnsupported(e) {
-  const s = statusOf(e);
-  return s === 404 || s === 400 || s === 405;
-}
-function isRetryableStatus(status) {
-  return status === 408 || status === 429 || status >= 500 && status <= 504 && status !== 501;
-}
-function describeErrorBody(body) {
-  try {
-    const doc = JSON.parse(body);
-    const e = doc.errors?.[0];
-    if (e) {
-      return { code: e.code, text: [e.code, e.message].filter(Boolean).join(": ") };
-    }
-  } catch {
-  }
-  const text = body.trim().slice(0, 300);
-  return { text };
-}
 
 // src/registry/request.ts
 import { setMaxListeners } from "node:events";
@@ -28627,7 +28742,137 @@ function parseChallenges(header2) {
 
 // src/registry/transport.ts
 var import_undici2 = __toESM(require_undici(), 1);
+
+// src/registry/proxy.ts
+import { BlockList, isIP } from "node:net";
+var NoProxy = class {
+  all;
+  /** `<-loopback>`: loopback hosts go through the proxy too. */
+  proxyLoopback;
+  entries = [];
+  ranges = new BlockList();
+  constructor(list) {
+    let all = false;
+    let proxyLoopback = false;
+    for (const raw of list.split(",")) {
+      const item = raw.trim().toLowerCase();
+      if (!item) continue;
+      if (item === "*") all = true;
+      else if (item === "<-loopback>") proxyLoopback = true;
+      else if (!this.addRange(item)) this.entries.push(parseEntry(item));
+    }
+    this.all = all;
+    this.proxyLoopback = proxyLoopback;
+  }
+  /**
+   * Whether `url` goes direct. Loopback hosts (localhost, 127.0.0.0/8, [::1]) always do, as the
+   * runner (`uri.IsLoopback`), @actions/http-client and docker (Go's httpproxy) all decide: a
+   * registry on this machine is never behind the corporate proxy. Chromium's `<-loopback>` bypass
+   * rule (https://chromium.googlesource.com/chromium/src/+/HEAD/net/docs/proxy.md, "Overriding
+   * the implicit bypass rules") turns that off, for a proxy that must see loopback traffic: the
+   * tests use it to prove traffic to their 127.0.0.1 registries went through a real proxy. Other
+   * tools read it as a host name that matches nothing.
+   */
+  bypasses(url) {
+    if (this.all) return true;
+    if (!this.proxyLoopback && isLoopback(url.host)) return true;
+    const host = url.hostname.toLowerCase();
+    const port = url.port || (url.protocol === "https:" ? "443" : "80");
+    const ip = unbracket(host);
+    const family = isIP(ip);
+    if (family && this.ranges.check(ip, family === 4 ? "ipv4" : "ipv6")) return true;
+    return this.entries.some(
+      (e) => (e.port === void 0 || e.port === port) && (host === e.host || !family && !isIP(unbracket(e.host)) && host.endsWith(`.${e.host}`))
+    );
+  }
+  /** `10.0.0.0/8`, `fd00::/8`: true when `item` is a CIDR range, now added. */
+  addRange(item) {
+    const m = /^\[?([^\]/]+)\]?\/(\d{1,3})$/.exec(item);
+    const family = m ? isIP(m[1]) : 0;
+    if (!m || !family) return false;
+    const prefix = Number(m[2]);
+    if (prefix > (family === 4 ? 32 : 128)) return false;
+    this.ranges.addSubnet(m[1], prefix, family === 4 ? "ipv4" : "ipv6");
+    return true;
+  }
+};
+function parseEntry(item) {
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(item);
+  if (v6) return { host: bracketed(v6[1]), port: v6[2] };
+  if (isIP(item) === 6) return { host: bracketed(item) };
+  const hp = /^(.*):(\d+)$/.exec(item);
+  const [name, port] = hp ? [hp[1], hp[2]] : [item, void 0];
+  return { host: name.replace(/^\*?\.+/, ""), port };
+}
+function bracketed(address) {
+  try {
+    return new URL(`http://[${address}]`).hostname;
+  } catch {
+    return `[${address}]`;
+  }
+}
+function unbracket(host) {
+  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+}
+function pick(env, name) {
+  for (const from of [name.toLowerCase(), name.toUpperCase()]) {
+    const value = env[from]?.trim();
+    if (value) return { from, value };
+  }
+  return void 0;
+}
+function readProxyEnv(env) {
+  const http = pick(env, "http_proxy");
+  const https = pick(env, "https_proxy");
+  return {
+    http: http && parseProxy(http.from, http.value),
+    https: https && parseProxy(https.from, https.value),
+    noProxy: new NoProxy(pick(env, "no_proxy")?.value ?? "")
+  };
+}
+function proxyFor(env, url) {
+  const proxy = url.protocol === "https:" ? env.https : env.http;
+  return proxy && !env.noProxy.bypasses(url) ? proxy : void 0;
+}
+function parseProxy(from, value) {
+  const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`;
+  let url;
+  try {
+    url = new URL(text);
+  } catch {
+    return { from, problem: `${from} is not a URL: ${maskText(value)}` };
+  }
+  const shown = mask(url);
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    return {
+      from,
+      problem: `${from} names a ${url.protocol} proxy (${shown}): only http:// and https:// proxies are supported`
+    };
+  if (!url.hostname) return { from, problem: `${from} names no proxy host: ${shown}` };
+  let user;
+  let password;
+  try {
+    user = decodeURIComponent(url.username);
+    password = decodeURIComponent(url.password);
+  } catch {
+    return { from, problem: `${from} has badly escaped credentials: ${shown}` };
+  }
+  const secrets = [...new Set([password, url.password].filter(Boolean))];
+  const token = user || password ? `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` : void 0;
+  return { from, url: new URL(url.origin), shown, token, secrets };
+}
+function mask(url) {
+  const user = url.username || url.password ? `${url.username}${url.password ? ":***" : ""}@` : "";
+  return `${url.protocol}//${user}${url.host}`;
+}
+function maskText(value) {
+  const at = value.lastIndexOf("@");
+  return at < 0 ? value : `***${value.slice(at)}`;
+}
+
+// src/registry/transport.ts
 var MAX_ERROR_BODY_BYTES = 64 * 1024;
+var MAX_HEADER_BYTES = 256 * 1024;
 var TRANSIENT_CODES = /* @__PURE__ */ new Set([
   "ECONNRESET",
   "ECONNREFUSED",
@@ -28642,6 +28887,31 @@ var TRANSIENT_CODES = /* @__PURE__ */ new Set([
   "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH",
   "UND_ERR_RES_CONTENT_LENGTH_MISMATCH"
 ]);
+var ProxyError = class extends Error {
+  name = "ProxyError";
+  code;
+  /** The proxy's answer to CONNECT (or 407 to a plain-HTTP request). */
+  status;
+  constructor(message, details = {}) {
+    super(message, details.cause === void 0 ? void 0 : { cause: details.cause });
+    this.code = details.code;
+    this.status = details.status;
+  }
+  /** A proxy that refused the connection, timed out, or could not reach the registry for now. */
+  get transient() {
+    if (this.status !== void 0) return this.status >= 502 && this.status <= 504;
+    return !!this.code && TRANSIENT_CODES.has(this.code);
+  }
+};
+var PROXY_UNREACHABLE = /* @__PURE__ */ new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ETIMEDOUT",
+  "UND_ERR_CONNECT_TIMEOUT"
+]);
 var TruncatedBodyError = class extends Error {
   name = "TruncatedBodyError";
 };
@@ -28654,6 +28924,7 @@ function header(h, name) {
 }
 function isTransientError(e) {
   if (e instanceof TruncatedBodyError) return true;
+  if (e instanceof ProxyError) return e.transient;
   if (e instanceof RegistryError) return false;
   const code = e?.code;
   if (code && TRANSIENT_CODES.has(code)) return true;
@@ -28670,6 +28941,7 @@ function isConnectionRefused(e) {
   return err?.code === "ECONNREFUSED" || err?.cause?.code === "ECONNREFUSED";
 }
 function describeFailure(e) {
+  if (e instanceof ProxyError) return e.message;
   const err = e;
   const code = err.code ?? err.cause?.code;
   const msg = err.cause?.message ?? err.message ?? String(e);
@@ -28678,31 +28950,72 @@ function describeFailure(e) {
 var Transport = class {
   constructor(opts) {
     this.opts = opts;
-    const common = {
+    this.pool = {
       keepAliveTimeout: 3e4,
       // A streamed copy holds one slot but two connections to one origin (source GET paused
       // by backpressure, target PUT), and token requests bypass the limiter: with only one
       // connection per slot, a same-registry copy at full concurrency deadlocks.
       connections: opts.maxConcurrency * 2 + 4,
       headersTimeout: opts.requestTimeoutMs,
-      bodyTimeout: opts.requestTimeoutMs
+      bodyTimeout: opts.requestTimeoutMs,
+      maxHeaderSize: MAX_HEADER_BYTES
     };
-    this.secure = new import_undici2.Agent({ ...common, connect: { timeout: opts.requestTimeoutMs } });
-    this.insecure = new import_undici2.Agent({
-      ...common,
-      connect: { timeout: opts.requestTimeoutMs, rejectUnauthorized: false }
-    });
+    this.proxies = readProxyEnv(opts.env ?? process.env);
+    const secrets = [this.proxies.http, this.proxies.https].flatMap(
+      (p) => p && "secrets" in p ? p.secrets : []
+    );
+    new Set(secrets).forEach((s) => opts.onSecret?.(s));
   }
   opts;
   requestCount = 0;
-  secure;
-  insecure;
-  dispatcherFor(url) {
-    return url.protocol === "https:" && this.opts.insecureHosts.has(url.host) ? this.insecure : this.secure;
+  proxies;
+  /** Created on first use: direct or through each proxy, verifying TLS or not. */
+  dispatchers = /* @__PURE__ */ new Map();
+  pool;
+  route(url) {
+    const proxy = proxyFor(this.proxies, url);
+    if (proxy && "problem" in proxy) throw new ProxyError(proxy.problem);
+    const insecure = url.protocol === "https:" && this.opts.insecureHosts.has(url.host);
+    const key = `${proxy?.from ?? "direct"}${insecure ? " insecure" : ""}`;
+    let dispatcher = this.dispatchers.get(key);
+    if (!dispatcher) {
+      dispatcher = proxy ? this.proxyAgent(proxy, insecure) : this.agent(insecure);
+      this.dispatchers.set(key, dispatcher);
+    }
+    return { dispatcher, proxy };
+  }
+  agent(insecure) {
+    const timeout = this.opts.requestTimeoutMs;
+    return new import_undici2.Agent({
+      ...this.pool,
+      connect: insecure ? { timeout, rejectUnauthorized: false } : { timeout }
+    });
+  }
+  /**
+   * HTTPS through a CONNECT tunnel; plain HTTP as absolute-URI requests to the proxy, as curl and
+   * docker send them (proxies often allow CONNECT to port 443 only). The registry's TLS options
+   * go in `requestTls`: undici ignores `connect` for the tunnelled connection.
+   */
+  proxyAgent(proxy, insecure) {
+    const timeout = this.opts.requestTimeoutMs;
+    const pool = this.pool;
+    return new import_undici2.ProxyAgent({
+      ...pool,
+      uri: proxy.url.href,
+      token: proxy.token,
+      proxyTunnel: false,
+      requestTls: insecure ? { timeout, rejectUnauthorized: false } : { timeout },
+      proxyTls: { timeout },
+      // The pools undici makes per origin, and for plain HTTP to the proxy, get our limits
+      // (header size, timeouts); the one that sends CONNECT gets the timeouts.
+      factory: (origin, o) => new import_undici2.Pool(origin, { ...pool, ...o }),
+      clientFactory: (origin, o) => new import_undici2.Pool(origin, { ...o, headersTimeout: timeout })
+    });
   }
   /** One exchange; the body is left as a stream, which the caller must read or discard. */
   async exchange(method, url, headers, body, headersTimeout, stop) {
     this.requestCount++;
+    const { dispatcher, proxy } = this.route(url);
     const replayable = body === void 0 || typeof body === "string" || body instanceof Uint8Array;
     const ac = replayable ? new AbortController() : void 0;
     const timer = ac && setTimeout(() => ac.abort(new import_undici2.errors.HeadersTimeoutError()), headersTimeout);
@@ -28712,19 +29025,53 @@ var Transport = class {
         method,
         headers,
         body,
-        dispatcher: this.dispatcherFor(url),
+        dispatcher,
         headersTimeout,
         signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0]
       });
+      if (proxy && res.statusCode === 407 && url.protocol === "http:") {
+        drop(res.body);
+        throw proxyRefusal(proxy, url, 407);
+      }
       return { status: res.statusCode, headers: res.headers, body: res.body };
+    } catch (e) {
+      throw proxy && asProxyError(e, proxy, url) || e;
     } finally {
       clearTimeout(timer);
     }
   }
   async close() {
-    await Promise.all([this.secure.close(), this.insecure.close()]);
+    await Promise.all([...this.dispatchers.values()].map((d) => d.close()));
   }
 };
+function asProxyError(e, proxy, url) {
+  if (e instanceof ProxyError) return e;
+  const message = e?.message ?? "";
+  const status = /^Proxy response \((\d{3})\) !== 200/.exec(message)?.[1];
+  if (status) return proxyRefusal(proxy, url, Number(status), e);
+  if (/^Proxy Authentication Required \(407\)/.test(message))
+    return proxyRefusal(proxy, url, 407, e);
+  const err = e;
+  const code = err?.code ?? err?.cause?.code;
+  if (code === "UND_ERR_PRX_TLS")
+    return new ProxyError(
+      `TLS error talking to the proxy ${proxy.shown} (from ${proxy.from}) to reach ${url.host}: ${describeFailure(e)}`,
+      { code, cause: e }
+    );
+  if (!code || !PROXY_UNREACHABLE.has(code)) return void 0;
+  return new ProxyError(
+    `could not reach the proxy ${proxy.shown} (from ${proxy.from}) to reach ${url.host}: ${describeFailure(e)}`,
+    { code, cause: e }
+  );
+}
+function proxyRefusal(proxy, url, status, cause) {
+  const via = `the proxy ${proxy.shown} (from ${proxy.from})`;
+  const host = url.host;
+  const auth = status === 407 || status === 401;
+  const answer = `${status} ${status === 401 ? "Unauthorized" : "Proxy Authentication Required"}`;
+  const message = auth ? proxy.token ? `${via} refused its credentials to reach ${host}: ${answer}` : `${via} asks for credentials to reach ${host} (${answer}): put them in ${proxy.from} as http://user:password@host:port` : status === 403 ? `${via} refused a tunnel to ${host}: 403 Forbidden (proxies often allow CONNECT to port 443 only)` : status >= 500 ? `${via} could not connect to ${host}: it answered CONNECT with ${status}` : `${via} refused a tunnel to ${host}: it answered CONNECT with ${status}`;
+  return new ProxyError(message, { status, cause });
+}
 async function readBody(ex, max, gapMs) {
   const declared = Number(header(ex.headers, "content-length") ?? NaN);
   if (declared > max) {
@@ -28887,7 +29234,7 @@ var Authenticator = class {
   }
   /** The registry's credential, masked before anything can print it. */
   async stored(registry) {
-    const cred = await this.credentials.get(registry);
+    const cred = await this.credentials.get(registry, this.scopeList(registry));
     if (cred) {
       this.mask("password" in cred ? cred.password : cred.identityToken);
       this.mask(basicValue(cred));
@@ -29324,8 +29671,9 @@ var RequestPath = class {
     await this.retry.sleep(delayMs);
   }
   statusText(out) {
-    const { code, text } = describeErrorBody(Buffer.from(out.body).toString("utf8"));
-    return { reason: `HTTP ${out.status}${text ? ` (${text})` : ""}`, status: out.status, code };
+    const { code, text, detail } = describeErrorBody(Buffer.from(out.body).toString("utf8"));
+    const reason = `HTTP ${out.status}${text ? ` (${text})` : ""}`;
+    return { reason, status: out.status, code, detail };
   }
   /** "app/x (GET /v2/app/x/manifests/1)", for network errors. */
   where(r) {
@@ -29343,11 +29691,15 @@ var RequestPath = class {
   }
   /** A status the caller did not expect, not worth retrying. */
   refused(r, out) {
-    const { reason, status, code } = this.statusText(out);
-    return this.error(r, `${this.asked(r)} in ${repoName(r.repo)} failed: ${reason}`, {
+    const { reason, status, code, detail } = this.statusText(out);
+    const error2 = this.error(r, `${this.asked(r)} in ${repoName(r.repo)} failed: ${reason}`, {
       status,
-      code
+      code,
+      detail
     });
+    const advice = adviceFor(error2, r.method);
+    if (advice) error2.message += `: ${advice}`;
+    return error2;
   }
   /** Attempt after attempt timed out: the registry takes connections but does not answer. */
   silent(r, url, attempts, e) {
@@ -29369,6 +29721,8 @@ var RequestPath = class {
   /** A failure that is not an HTTP status: TLS, an unreachable host, or one of our own errors. */
   failure(r, url, e) {
     if (e instanceof RegistryError) return e;
+    if (e instanceof ProxyError)
+      return this.error(r, `${this.asked(r)} in ${repoName(r.repo)}: ${e.message}`, { cause: e });
     const err = e;
     const code = err.cause?.code ?? err.code ?? "";
     const msg = err.cause?.message ?? err.message ?? String(e);
@@ -29461,6 +29815,7 @@ function withQuery(location, name, value) {
 var MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 var MAX_REFERRERS = 1024;
 var MANIFESTS = { maxBytes: MAX_MANIFEST_BYTES, limitName: "manifests" };
+var REFERRERS_REDIRECTS = [301, 302, 303, 307, 308];
 var RegistryClient = class {
   path;
   constructor(opts) {
@@ -29506,7 +29861,14 @@ var RegistryClient = class {
       });
     }
     const bytes = res.body;
-    const mediaType = declaredMediaType(bytes) ?? (header(res.headers, "content-type") ?? "").split(";")[0].trim();
+    const doc = documentFields(bytes);
+    const mediaType = doc.mediaType ?? (header(res.headers, "content-type") ?? "").split(";")[0].trim();
+    if (doc.schemaVersion === 1 || isSchema1Type(mediaType))
+      return {
+        bytes,
+        mediaType,
+        digest: reference.includes(":") ? reference : digestOf(bytes, "sha256")
+      };
     const expected = reference.includes(":") ? reference : servedDigest(res, repo, what);
     if (!expected) return { bytes, mediaType, digest: digestOf(bytes, "sha256") };
     verifyDigest(bytes, expected, `${what} from registry ${repo.registry}`);
@@ -29580,7 +29942,10 @@ var RegistryClient = class {
           method: "GET",
           url,
           what: `referrers of ${digest}`,
-          expect: [200],
+          // GHCR answers the endpoint with 303 See Other to another host, which rate-limits and
+          // truncates the digest (dataaxiom/ghcr-cleanup-action#13): not followed, the tag
+          // fallback is used instead.
+          expect: page === 0 ? [200, ...REFERRERS_REDIRECTS] : [200],
           headers: { accept: OCI_INDEX },
           read: MANIFESTS
         });
@@ -29588,6 +29953,7 @@ var RegistryClient = class {
         if (page === 0 && isUnsupported(e)) break;
         throw e;
       }
+      if (res.status !== 200) break;
       descriptors.push(...indexEntries(res.body, what));
       if (descriptors.length > MAX_REFERRERS)
         throw new RegistryError(`${what}: more than ${MAX_REFERRERS} referrers`, {
@@ -29743,12 +30109,14 @@ function servedDigest(res, repo, what) {
 function referrersTag(digest) {
   return digest.replace(":", "-");
 }
-function declaredMediaType(bytes) {
+function documentFields(bytes) {
   try {
     const doc = JSON.parse(Buffer.from(bytes).toString("utf8"));
-    return typeof doc.mediaType === "string" && doc.mediaType ? doc.mediaType : void 0;
+    if (typeof doc !== "object" || doc === null) return {};
+    const mediaType = typeof doc.mediaType === "string" && doc.mediaType ? doc.mediaType : void 0;
+    return { mediaType, schemaVersion: doc.schemaVersion };
   } catch {
-    return void 0;
+    return {};
   }
 }
 function indexEntries(bytes, what) {
@@ -29859,7 +30227,7 @@ async function apply(client, store, opts, targets, plan, results, log) {
       "the time budget (input timeout) ran out before the tags were pushed: no tag moved"
     );
   }
-  await log.group("Push tags", () => pushTags(client, opts, targets, plan.index, results, log));
+  await log.group("Push tags", () => pushTags(client, opts, targets, plan, results, log));
 }
 async function copyChildren(client, store, opts, targets, pushTargets, children, log) {
   const copiers = targets.map((t) => new TargetCopier(client, t, (d) => store.knownConfig(d)));
@@ -29873,11 +30241,12 @@ async function copyChildren(client, store, opts, targets, pushTargets, children,
   for (const c of pushing) log.info(c.describe());
   if (pushTargets.length === 0) log.info("every tag is already current: nothing to copy");
 }
-async function pushTags(client, opts, targets, index, results, log) {
+async function pushTags(client, opts, targets, plan, results, log) {
+  const { index } = plan;
   const settled = await Promise.allSettled(
     targets.map(async (repo) => {
       for (const [i, t] of opts.tags.entries()) {
-        if (repoName(t) === repoName(repo)) await pushTag(client, opts, t, index, results[i], log);
+        if (repoName(t) === repoName(repo)) await pushTag(client, opts, t, plan, results[i], log);
       }
     })
   );
@@ -29887,7 +30256,8 @@ async function pushTags(client, opts, targets, index, results, log) {
     throw failed.reason;
   }
 }
-async function pushTag(client, opts, t, index, r, log) {
+async function pushTag(client, opts, t, plan, r, log) {
+  const { index } = plan;
   if (r.outcome === "unchanged") {
     log.info(`${r.ref} already points at ${index.digest}: not pushed again`);
     return;
@@ -29895,7 +30265,9 @@ async function pushTag(client, opts, t, index, r, log) {
   try {
     await client.putManifest(t, t.tag ?? "latest", index, FINAL);
   } catch (e) {
-    if (!(e instanceof RegistryError && isTagConflict(e)) || !r.previous) throw e;
+    if (!(e instanceof RegistryError)) throw e;
+    if (isContentRefused(e)) throw indexRefused(e, r, plan);
+    if (!isTagConflict(e) || !r.previous) throw e;
     if (isDenied(e) && opts.onConflict !== "fail")
       await client.putManifest(t, index.digest, index, FINAL);
     handleConflict(opts, t, r, e, log);
@@ -29906,12 +30278,25 @@ async function pushTag(client, opts, t, index, r, log) {
   log.info(`pushed ${r.ref} -> ${index.digest}${r.previous ? ` (was ${r.previous})` : ""}`);
 }
 function handleConflict(opts, t, r, e, log) {
-  const message = `tag ${r.ref} holds ${r.previous} and the registry refused to overwrite it (HTTP ${e.status}): the credentials lack overwrite (delete) permission on ${repoName(t)}, or the tag is immutable`;
+  const message = `tag ${r.ref} holds ${r.previous} and the registry refused to overwrite it (HTTP ${e.status}${e.code ? ` ${e.code}` : ""}): ` + conflictReason(e, repoName(t));
   if (opts.onConflict === "skip") log.info(`skipped: ${message}`);
   else if (opts.onConflict === "warn") log.warning(message);
   else {
     throw new RegistryError(`${message} (set on-conflict: skip or warn to go on)`, detailsOf(e));
   }
+}
+function indexRefused(e, r, plan) {
+  const { index, children } = plan;
+  const advice = indexRefusalAdvice(index, children);
+  return new RegistryError(
+    `registry ${e.registry ?? "?"} refused the index ${index.digest} (${index.mediaType}, ${children.length} entries) for ${r.ref}: ${e.message}${advice ? `. ${advice}` : ""}`,
+    detailsOf(e)
+  );
+}
+function conflictReason(e, repo) {
+  if (e.status === 412) return `the tag is immutable (a tag immutability rule of ${repo})`;
+  if (e.code === "TAG_INVALID") return `the tag is immutable (${repo} has immutable tags)`;
+  return `the credentials lack overwrite (delete) permission on ${repo}, or the tag is immutable`;
 }
 async function rollBack(client, tags, results, digest, log) {
   await Promise.all(
@@ -30017,7 +30402,7 @@ function stripProvenance(manifest, mediaType, config) {
 async function stripProvenanceFrom(store, children, decisions) {
   const rewritten = await allSettledOrThrow(
     children.map(async (c) => {
-      if (c.kind !== "attestation") return c;
+      if (c.kind !== "attestation" || c.referenceType) return c;
       const raw = await store.get(c.source, c.descriptor.digest);
       const parsed = parseManifest(raw, `attestation ${raw.digest} of ${c.sourceInput}`);
       if (parsed.kind !== "image") return c;
@@ -30052,8 +30437,20 @@ async function stripProvenanceFrom(store, children, decisions) {
 
 // src/resolve.ts
 async function resolveSources(store, sources) {
-  const lists = await allSettledOrThrow(sources.map((s) => resolveSource(store, s)));
+  const lists = await allSettledOrThrow(
+    sources.map(async (s) => {
+      const found = await resolveSource(store, s);
+      if (!found.some((c) => c.kind === "image")) throw noImage(s, found);
+      return found;
+    })
+  );
   return lists.flat();
+}
+function noImage(spec, found) {
+  const what = found.length ? `only ${found.length} entr${found.length === 1 ? "y" : "ies"} that belong to images (attestations or the like)` : "no entries (an empty index)";
+  return new ManifestError(
+    `source ${spec.input}: it holds no image to merge, ${what}; pass the digests of the per-platform images, or check that the build that pushed it ran`
+  );
 }
 async function resolveSource(store, spec) {
   const where = `source ${spec.input}`;
@@ -30118,7 +30515,11 @@ async function walkIndex(store, spec, raw, where, walk, depth) {
   const entries = unwrapIndex(parsed.index, `${where} (index ${raw.digest})`);
   const lists = await allSettledOrThrow(
     entries.map(async ({ role, descriptor }) => {
-      if (role === "image" || role === "attestation") store.prefetch(spec.ref, descriptor.digest);
+      if (role === "image" || role === "attestation") {
+        if (otherFamily(parsed.mediaType, descriptor.mediaType))
+          store.get(spec.ref, descriptor.digest).catch(() => void 0);
+        else store.prefetch(spec.ref, descriptor.digest);
+      }
       switch (role) {
         case "image":
           return [{ kind: "image", descriptor, source: spec.ref, sourceInput: spec.input }];
@@ -30141,17 +30542,58 @@ async function walkIndex(store, spec, raw, where, walk, depth) {
             walk,
             depth + 1
           );
-        case "unplatformed": {
-          const child = await store.get(spec.ref, descriptor.digest);
-          const p = parseManifest(child, `${where} (${descriptor.digest})`);
-          if (p.kind !== "image")
-            throw new ManifestError(`${where}: ${descriptor.digest} is not an image manifest`);
-          return [await imageChild(store, spec, descriptor, p.manifest, where)];
+        case "companion": {
+          const referenceType = referenceTypeOf(descriptor);
+          const subject = attestationSubject(descriptor) ?? await manifestSubject(store, spec, descriptor, where);
+          return [companion(spec, descriptor, subject, referenceType)];
         }
+        case "unplatformed":
+          return [await unplatformed(store, spec, descriptor, where)];
       }
     })
   );
   return lists.flat();
+}
+function companion(spec, descriptor, subject, referenceType) {
+  return {
+    kind: "attestation",
+    descriptor,
+    source: spec.ref,
+    sourceInput: spec.input,
+    subject,
+    referenceType: referenceType ?? descriptor.artifactType ?? "unplatformed"
+  };
+}
+async function manifestSubject(store, spec, descriptor, where) {
+  const p = parseManifest(
+    await store.get(spec.ref, descriptor.digest),
+    `${where} (${descriptor.digest})`
+  );
+  return p.kind === "image" ? p.manifest.subject?.digest : void 0;
+}
+async function unplatformed(store, spec, descriptor, where) {
+  const at = `${where} (${descriptor.digest})`;
+  const p = parseManifest(await store.get(spec.ref, descriptor.digest), at);
+  if (p.kind !== "image")
+    throw new ManifestError(`${where}: ${descriptor.digest} is not an image manifest`);
+  const subject = p.manifest.subject?.digest;
+  const type = p.manifest.artifactType ?? descriptor.artifactType;
+  if (subject) return companion(spec, descriptor, subject, type);
+  const config = await store.config(spec.ref, p.manifest.config.digest);
+  const platform2 = configPlatform(config, at);
+  if (platform2 && platform2 !== "not json") {
+    return {
+      kind: "image",
+      descriptor: { ...descriptor, platform: platform2 },
+      source: spec.ref,
+      sourceInput: spec.input
+    };
+  }
+  return companion(spec, descriptor, void 0, type);
+}
+function otherFamily(indexType, entryType) {
+  const docker = (t) => t.startsWith("application/vnd.docker.");
+  return docker(indexType) !== docker(entryType);
 }
 
 // src/merge.ts
@@ -30225,8 +30667,9 @@ async function resolveAndPlan(store, opts, targets, appendBase, log) {
   const copied = copiedFrom(opts, targets);
   const fetched = await fetchedManifests(store, children, copied);
   children = describedAsFetched(children, fetched, entries.decisions);
+  const annotations = appendBase ? keptAnnotations(await appendBase, opts, entries.decisions) : opts.annotations;
   for (const d of entries.decisions) log.info(d);
-  const { index, children: indexed } = planIndex(children, opts);
+  const { index, children: indexed } = planIndex(children, { ...opts, annotations });
   log.info(`index ${index.digest} (${index.mediaType}, ${indexed.length} entries)`);
   return { all, children: indexed, decisions: entries.decisions, index };
 }
@@ -30242,6 +30685,21 @@ async function fetchedManifests(store, children, copied) {
   );
   return out;
 }
+function keptAnnotations(held, opts, decisions) {
+  const parsed = held && parseManifest(held, `${formatReference(opts.tags[0])} (current)`);
+  const old = parsed?.kind === "index" ? parsed.index.annotations ?? {} : {};
+  const keys = Object.keys(old).filter((k) => typeof old[k] === "string");
+  if (!keys.length) return opts.annotations;
+  const replaced = keys.filter((k) => k in opts.annotations);
+  const kept = keys.filter((k) => !(k in opts.annotations));
+  if (kept.length)
+    decisions.push(`append: keep the index annotations the tag holds: ${kept.join(", ")}`);
+  if (replaced.length)
+    decisions.push(
+      `append: replace the index annotations ${replaced.join(", ")} with the annotations input`
+    );
+  return { ...Object.fromEntries(kept.map((k) => [k, old[k]])), ...opts.annotations };
+}
 async function resolveExisting(store, first, appendBase, log) {
   const m = await appendBase;
   if (!m) {
@@ -30253,7 +30711,7 @@ async function resolveExisting(store, first, appendBase, log) {
 }
 function describeFound(c) {
   const p = c.descriptor.platform;
-  const what = c.kind === "image" && p ? formatPlatformFull(p) : `attestation for ${c.subject ?? "?"}`;
+  const what = c.kind === "image" && p ? formatPlatformFull(p) : `${entryName(c)} for ${c.subject ?? "?"}`;
   return `${c.sourceInput}: ${what} ${c.descriptor.digest} (${c.descriptor.mediaType})`;
 }
 function logDryRun(tags, digest, log) {
@@ -30275,17 +30733,24 @@ function mergeResult(opts, targets, plan, tags) {
     decisions: plan.decisions,
     images: targets.map((t) => `${repoName(t)}@${index.digest}`),
     tags,
-    platforms: images.map((c) => formatPlatform(c.descriptor.platform)),
+    platforms: platformNames(images.map((c) => c.descriptor.platform)),
     platformDigests,
     attestations: describeAttestations(plan.all, children, opts.attestations)
   };
+}
+function platformNames(platforms) {
+  const short = platforms.map(formatPlatform);
+  return platforms.map(
+    (p, i) => short.indexOf(short[i]) !== short.lastIndexOf(short[i]) ? formatPlatformFull(p) : short[i]
+  );
 }
 function describeAttestations(all, kept, mode) {
   const out = {};
   for (const img of kept.filter((c) => c.kind === "image")) {
     const d = img.descriptor.digest;
-    const had = all.filter((c) => c.kind === "attestation" && c.subject === d).length;
-    const has = kept.filter((c) => c.kind === "attestation" && c.subject === d).length;
+    const attests = (c) => c.kind === "attestation" && !c.referenceType && c.subject === d;
+    const had = all.filter(attests).length;
+    const has = kept.filter(attests).length;
     out[d] = had === 0 ? "none" : mode === "strip" ? `stripped (${had})` : mode === "strip-provenance" ? `provenance stripped (${has} of ${had} kept)` : `kept (${has})`;
   }
   return out;
@@ -30293,9 +30758,9 @@ function describeAttestations(all, kept, mode) {
 
 // src/registry/credentials.ts
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync as readdirSync2, readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { join as join2 } from "node:path";
+import { join as join2, resolve } from "node:path";
 function serverAddress(registry) {
   return registry === DOCKER_HUB ? "https://index.docker.io/v1/" : registry;
 }
@@ -30305,8 +30770,11 @@ function lookup(map, registry) {
   for (const [key, value] of Object.entries(map)) if (registryOf(key) === registry) return value;
   return void 0;
 }
+function dockerConfigDir(env) {
+  return env.DOCKER_CONFIG || join2(env.HOME || homedir(), ".docker");
+}
 function readDockerConfig(env = process.env) {
-  const dir = env.DOCKER_CONFIG || join2(env.HOME || homedir(), ".docker");
+  const dir = dockerConfigDir(env);
   try {
     return JSON.parse(readFileSync(join2(dir, "config.json"), "utf8"));
   } catch {
@@ -30336,7 +30804,7 @@ function runCredentialHelper(helper, registry, timeoutMs = HELPER_TIMEOUT_MS) {
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith("INPUT_"))
   );
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve2, reject) => {
     const child = execFile(
       program,
       ["get"],
@@ -30347,7 +30815,7 @@ function runCredentialHelper(helper, registry, timeoutMs = HELPER_TIMEOUT_MS) {
           if (e.code === "ENOENT") return reject(fail2(`${program} is not on PATH`));
           if (e.killed) return reject(fail2(`no answer within ${timeoutMs / 1e3} s`));
           const message = `${stdout} ${stderr}`.trim();
-          if (/credentials not found/i.test(message)) return resolve(void 0);
+          if (/credentials not found/i.test(message)) return resolve2(void 0);
           return reject(
             fail2(
               `it exited with code ${String(e.code)} (its output is not shown: it may hold a secret)`
@@ -30360,9 +30828,9 @@ function runCredentialHelper(helper, registry, timeoutMs = HELPER_TIMEOUT_MS) {
         } catch {
           return reject(fail2("its answer is not JSON"));
         }
-        if (!answer.Secret) return resolve(void 0);
-        if (answer.Username === "<token>") return resolve({ identityToken: answer.Secret });
-        resolve({ username: answer.Username ?? "", password: answer.Secret });
+        if (!answer.Secret) return resolve2(void 0);
+        if (answer.Username === "<token>") return resolve2({ identityToken: answer.Secret });
+        resolve2({ username: answer.Username ?? "", password: answer.Secret });
       }
     );
     child.stdin?.on("error", () => {
@@ -30375,20 +30843,134 @@ async function configCredential(config, registry, runHelper = runCredentialHelpe
   const fromHelper = helper ? await runHelper(helper, registry) : void 0;
   return fromHelper ?? dockerConfigCredential(config, registry);
 }
+function buildxConfigDir(env = process.env) {
+  return resolve(env.BUILDX_CONFIG || join2(dockerConfigDir(env), "buildx"));
+}
+function parseScopedConfigKey(key) {
+  const at = key.indexOf("@");
+  const path = at < 0 ? key : key.slice(0, at);
+  const actions = new Set(
+    (at < 0 ? "" : key.slice(at + 1)).split(",").map((a) => a.trim()).filter(Boolean)
+  );
+  const slash = path.indexOf("/");
+  const host = slash < 0 ? path : path.slice(0, slash);
+  const repository = slash < 0 ? "" : path.slice(slash + 1);
+  if (!host || host === "." || host === "..") return void 0;
+  return { registry: registryOf(host), ...repository ? { repository } : {}, actions };
+}
+var MAX_SCOPED_DEPTH = 64;
+function readScopedConfigs(env = process.env) {
+  const out = [];
+  const walk = (dir, key) => {
+    if (key.length > MAX_SCOPED_DEPTH) return;
+    let entries;
+    try {
+      entries = readdirSync2(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) {
+      const path = join2(dir, e.name);
+      if (e.isDirectory()) walk(path, [...key, e.name]);
+      else if (e.name === "config.json" && key.length) {
+        const parsed = parseScopedConfigKey(key.join("/"));
+        if (parsed) out.push({ file: path, ...parsed });
+      }
+    }
+  };
+  walk(join2(buildxConfigDir(env), "config"), []);
+  return out;
+}
+function parseScopes(scopes) {
+  const out = /* @__PURE__ */ new Map();
+  for (const scope of scopes.flatMap((s) => s.split(/\s+/)).filter(Boolean)) {
+    const first = scope.indexOf(":");
+    const last = scope.lastIndexOf(":");
+    const resource = first < 0 || first === last ? scope : scope.slice(0, last);
+    let actions = out.get(resource);
+    if (!actions) out.set(resource, actions = /* @__PURE__ */ new Set());
+    if (first >= 0 && first !== last) {
+      for (const a of scope.slice(last + 1).split(",")) if (a) actions.add(a);
+    }
+  }
+  return out;
+}
+function covers(c, resource, actions) {
+  if (c.repository !== void 0 && resource !== `repository:${c.repository}`) return false;
+  for (const a of c.actions) if (!actions.has(a)) return false;
+  return !(actions.has("push") && c.actions.size > 0 && !c.actions.has("push"));
+}
+function preference(a, b) {
+  return Number(b.repository !== void 0) - Number(a.repository !== void 0) || b.actions.size - a.actions.size || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0);
+}
+function selectScopedConfig(configs, registry, scopes) {
+  const mine = configs.filter((c) => c.registry === registry);
+  if (mine.length === 0) return void 0;
+  const resources = parseScopes(scopes ?? []);
+  if (resources.size === 0) return mine.length === 1 ? mine[0] : void 0;
+  const choices = [...resources].map(([resource, actions]) => ({
+    push: actions.has("push"),
+    config: mine.filter((c) => covers(c, resource, actions)).sort(preference)[0]
+  }));
+  const decisive = choices.some((c) => c.push) ? choices.filter((c) => c.push) : choices;
+  const first = decisive[0].config;
+  return decisive.every((c) => c.config === first) ? first : void 0;
+}
+function loadScopedConfig(c) {
+  const fail2 = (why) => new UserError(
+    `the scoped docker config ${c.file} (credentials for ${describeScope(c)}, as docker/login-action's scope input writes them) ${why}: fix or remove it`
+  );
+  let text;
+  try {
+    text = readFileSync(c.file, "utf8");
+  } catch (e) {
+    throw fail2(`could not be read (${e.code ?? "error"})`);
+  }
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw fail2("is not valid JSON");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw fail2("is not a JSON object");
+  return parsed;
+}
+function describeScope(c) {
+  const actions = [...c.actions].join(",");
+  return `${c.registry}${c.repository ? `/${c.repository}` : ""}${actions ? `@${actions}` : ""}`;
+}
 var StaticCredentials = class {
   constructor(sources = {}) {
     this.sources = sources;
   }
   sources;
   cache = /* @__PURE__ */ new Map();
-  get(registry) {
-    let found = this.cache.get(registry);
-    if (!found) this.cache.set(registry, found = this.find(registry));
+  scopedConfigs;
+  get(registry, scopes) {
+    const explicit = this.sources.explicit?.get(registry);
+    if (explicit) return Promise.resolve(explicit);
+    this.scopedConfigs ??= this.sources.scoped ?? (this.sources.config ? readScopedConfigs(process.env) : []);
+    const scoped = selectScopedConfig(this.scopedConfigs, registry, scopes);
+    const key = scoped ? `${registry}
+${scoped.file}` : registry;
+    let found = this.cache.get(key);
+    if (!found) this.cache.set(key, found = this.find(registry, scoped));
     return found;
   }
-  async find(registry) {
-    const { explicit, config, githubToken, runHelper } = this.sources;
-    const found = explicit?.get(registry) ?? (config ? await configCredential(config, registry, runHelper) : void 0);
+  async find(registry, scoped) {
+    const { config, githubToken, runHelper, log } = this.sources;
+    if (scoped) {
+      const fromScoped = await configCredential(loadScopedConfig(scoped), registry, runHelper);
+      if (fromScoped) {
+        log?.(`credentials for ${registry}: the scoped docker config ${scoped.file}`);
+        return fromScoped;
+      }
+      log?.(
+        `the scoped docker config ${scoped.file} holds no credentials for ${registry}: using the unscoped docker config`
+      );
+    }
+    const found = config ? await configCredential(config, registry, runHelper) : void 0;
     if (found) return found;
     if (registry === "ghcr.io" && githubToken)
       return { username: "x-access-token", password: githubToken };
@@ -30445,7 +31027,8 @@ async function run() {
         credentials: new StaticCredentials({
           explicit: inputs.credentials,
           config: readDockerConfig(),
-          githubToken: inputs.githubToken
+          githubToken: inputs.githubToken,
+          log: (line) => actionLog.info(line)
         }),
         onSecret: (s) => setSecret(s),
         onRetry: ({ url, attempt, delayMs, reason }) => actionLog.info(

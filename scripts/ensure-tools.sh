@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the demo, tests and benchmark need on a fresh machine, and nothing when it is there:
-# the CNCF Distribution registry, skopeo and buildah (Debian packages), and the npm dependencies.
+# the CNCF Distribution registry, skopeo, buildah and tinyproxy (Debian packages), and the npm
+# dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,7 @@ command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v buildah >/dev/null 2>&1 || missing+=(buildah)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+command -v tinyproxy >/dev/null 2>&1 || missing+=(tinyproxy)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=''
   [ "$(id -u)" -eq 0 ] || sudo='sudo'

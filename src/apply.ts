@@ -12,7 +12,7 @@ import type { RegistryClient } from './registry/client.js'
 import {
   detailsOf,
   isDenied,
-  isForbiddenAsInvalid,
+  isContentRefused,
   isTagConflict,
   RegistryError
 } from './registry/errors.js'
@@ -110,7 +110,7 @@ async function pushTag(
     await client.putManifest(t, t.tag ?? 'latest', index, FINAL)
   } catch (e) {
     if (!(e instanceof RegistryError)) throw e
-    if (isIndexRefused(e)) throw indexRefused(e, r, plan)
+    if (isContentRefused(e)) throw indexRefused(e, r, plan)
     if (!isTagConflict(e) || !r.previous) throw e
     // A 403 is a conflict only if pushing as such is allowed: storing the index by digest
     // tells a tag that may not move from credentials that may not push at all.
@@ -140,16 +140,6 @@ function handleConflict(
   else {
     throw new RegistryError(`${message} (set on-conflict: skip or warn to go on)`, detailsOf(e))
   }
-}
-
-/**
- * The registry refused the index's content, not the tag: a 400 or 404 that names no other
- * cause (a missing child or repository, a tag that may not move), a 415, or a 501.
- */
-function isIndexRefused(e: RegistryError): boolean {
-  const other = ['TAG_INVALID', 'MANIFEST_BLOB_UNKNOWN', 'BLOB_UNKNOWN', 'NAME_UNKNOWN', 'DENIED']
-  if (isForbiddenAsInvalid(e) || (e.code && other.includes(e.code))) return false
-  return e.status === 400 || e.status === 404 || e.status === 415 || e.status === 501
 }
 
 function indexRefused(e: RegistryError, r: TagResult, plan: IndexPlan): RegistryError {

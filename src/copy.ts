@@ -1,10 +1,11 @@
 // Making every child present in a target repository before the index is PUT there:
 // blobs are mounted across repositories of one registry (falling back to a streamed upload)
 // or streamed across registries, then child manifests are PUT by digest with their exact bytes.
-import type { Child } from './core/children.js'
+import { entryName, type Child } from './core/children.js'
 import { blobsOf, parseManifest, type RawManifest } from './core/manifest.js'
 import { repoName, sameRepository, type Repository } from './core/reference.js'
 import type { RegistryClient } from './registry/client.js'
+import { detailsOf, isContentRefused, RegistryError } from './registry/errors.js'
 import type { ManifestStore } from './manifest-store.js'
 import { OnceMap, allSettledOrThrow } from './util/limiter.js'
 
@@ -117,7 +118,11 @@ export async function ensureChildren(
         const subject = subjectOf(raw)
         // Read once every copy is registered; a subject is never its own referrer (a hash cycle).
         const ready = subject && subject !== digest ? copies.get(subject) : undefined
-        await copier.copy(raw, c.source, c.sourceInput, c.newBlobs, ready)
+        try {
+          await copier.copy(raw, c.source, c.sourceInput, c.newBlobs, ready)
+        } catch (e) {
+          throw c.kind === 'attestation' && isContentRefused(e) ? attestationRefused(e, c) : e
+        }
       })()
     )
   }
@@ -135,4 +140,16 @@ export function subjectOf(raw: RawManifest): string | undefined {
   } catch {
     return undefined
   }
+}
+
+/**
+ * A registry that takes images but not attestation manifests (Gitea answers 501 to OCI
+ * artifacts, go-gitea/gitea#25846): say how to leave them out.
+ */
+function attestationRefused(e: RegistryError, c: Child): RegistryError {
+  const what = entryName(c)
+  return new RegistryError(
+    `registry ${e.registry ?? '?'} refused the ${what} ${c.descriptor.digest}${c.subject ? ` of image ${c.subject}` : ''}: ${e.message}. If it does not take attestations, set attestations: strip`,
+    detailsOf(e)
+  )
 }

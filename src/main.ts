@@ -74,7 +74,8 @@ export async function run(): Promise<void> {
         credentials: new StaticCredentials({
           explicit: inputs.credentials,
           config: readDockerConfig(),
-          githubToken: inputs.githubToken
+          githubToken: inputs.githubToken,
+          log: (line) => log.info(line)
         }),
         onSecret: (s) => core.setSecret(s),
         onRetry: ({ url, attempt, delayMs, reason }) =>

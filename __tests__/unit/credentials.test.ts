@@ -1,17 +1,25 @@
-// Where credentials come from: inputs, docker config (auths, credHelpers, credsStore) and the
-// GitHub token, in that order; credential helpers run as real programs on PATH.
+// Where credentials come from: inputs, scoped docker configs (docker/login-action's scope input),
+// docker config (auths, credHelpers, credsStore) and the GitHub token, in that order; credential
+// helpers run as real programs on PATH.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
+import { UserError } from '../../src/errors.js'
 import {
+  buildxConfigDir,
   configCredential,
+  describeScope,
   dockerConfigCredential,
+  parseScopedConfigKey,
   readDockerConfig,
+  readScopedConfigs,
   runCredentialHelper,
+  selectScopedConfig,
   StaticCredentials,
   type Credential,
-  type DockerConfig
+  type DockerConfig,
+  type ScopedConfig
 } from '../../src/registry/credentials.js'
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64')
@@ -209,5 +217,345 @@ describe('docker-credential-<name> get', () => {
     await expect(runCredentialHelper('slow', 'r.io', 300)).rejects.toThrow(
       'credential helper docker-credential-slow failed for registry r.io: no answer within 0.3 s'
     )
+  })
+})
+
+describe('scoped docker configs (docker/login-action scope, read as buildx reads them)', () => {
+  const temps: string[] = []
+  const temp = async (): Promise<string> => {
+    const dir = await mkdtemp(join(tmpdir(), 'mm-scoped-'))
+    temps.push(dir)
+    return dir
+  }
+  afterAll(async () => {
+    await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true })))
+  })
+
+  /** Writes `<root>/<key>/config.json` as `docker --config <root>/<key> login` would. */
+  const write = async (root: string, key: string, config: unknown): Promise<string> => {
+    const dir = join(root, ...key.split('/'))
+    await mkdir(dir, { recursive: true })
+    await writeFile(join(dir, 'config.json'), JSON.stringify(config))
+    return join(dir, 'config.json')
+  }
+  const auths = (host: string, user: string, secret = `${user}-secret`): DockerConfig => ({
+    auths: { [host]: { auth: b64(`${user}:${secret}`) } }
+  })
+  /** A ScopedConfig as parsed from a folder key, for selection tests. */
+  const cfg = (key: string): ScopedConfig => ({
+    file: `/x/${key}/config.json`,
+    ...parseScopedConfigKey(key)!
+  })
+  const pick = (
+    configs: ScopedConfig[],
+    registry: string,
+    scopes?: string[]
+  ): string | undefined => {
+    const c = selectScopedConfig(configs, registry, scopes)
+    return c && describeScope(c)
+  }
+
+  it('reads a folder key as <registry>[/<repository>][@<actions>], Docker Hub as registry-1.docker.io', () => {
+    const parsed = (key: string): unknown => {
+      const p = parseScopedConfigKey(key)
+      return p && { ...p, actions: [...p.actions] }
+    }
+    expect(parsed('ghcr.io')).toEqual({ registry: 'ghcr.io', actions: [] })
+    expect(parsed('ghcr.io/acme/app')).toEqual({
+      registry: 'ghcr.io',
+      repository: 'acme/app',
+      actions: []
+    })
+    expect(parsed('ghcr.io/acme/app@pull,push')).toEqual({
+      registry: 'ghcr.io',
+      repository: 'acme/app',
+      actions: ['pull', 'push']
+    })
+    // login-action's scope "@push" (no repository) is the registry folder with a suffix.
+    expect(parsed('registry-1.docker.io@push')).toEqual({
+      registry: 'docker.io',
+      actions: ['push']
+    })
+    expect(parsed('registry-1.docker.io/acme/app')).toMatchObject({
+      registry: 'docker.io',
+      repository: 'acme/app'
+    })
+    expect(parsed('localhost:5000/x@y,z')).toEqual({
+      registry: 'localhost:5000',
+      repository: 'x',
+      actions: ['y', 'z']
+    })
+    expect(parsed('ghcr.io/@push')).toEqual({ registry: 'ghcr.io', actions: ['push'] })
+    expect(parsed('ghcr.io/acme/app@')).toEqual({
+      registry: 'ghcr.io',
+      repository: 'acme/app',
+      actions: []
+    })
+    expect(parsed('')).toBeUndefined()
+    expect(parsed('@push')).toBeUndefined()
+    expect(describeScope(parseScopedConfigKey('registry-1.docker.io/acme/app@push')!)).toBe(
+      'docker.io/acme/app@push'
+    )
+  })
+
+  it('finds the buildx folder: $BUILDX_CONFIG, else $DOCKER_CONFIG/buildx, else ~/.docker/buildx', () => {
+    expect(buildxConfigDir({ BUILDX_CONFIG: '/b', DOCKER_CONFIG: '/d', HOME: '/h' })).toBe('/b')
+    expect(buildxConfigDir({ DOCKER_CONFIG: '/d', HOME: '/h' })).toBe('/d/buildx')
+    expect(buildxConfigDir({ HOME: '/h' })).toBe('/h/.docker/buildx')
+  })
+
+  it('lists every config.json under <buildx>/config, in DOCKER_CONFIG and BUILDX_CONFIG layouts', async () => {
+    const docker = await temp()
+    const root = join(docker, 'buildx', 'config')
+    await write(root, 'ghcr.io/acme/app@push', auths('ghcr.io', 'a'))
+    await write(root, 'registry-1.docker.io@push', auths('https://index.docker.io/v1/', 'b'))
+    await write(root, 'registry-1.docker.io/acme/app', auths('https://index.docker.io/v1/', 'c'))
+    await mkdir(join(root, 'quay.io', 'empty'), { recursive: true })
+    await writeFile(join(root, 'quay.io', 'notes.txt'), 'not a config')
+    await writeFile(join(root, 'config.json'), '{}') // no registry: not for anything
+    const listed = (env: NodeJS.ProcessEnv): string[] =>
+      readScopedConfigs(env).map((c) => `${describeScope(c)} ${c.file}`)
+    expect(listed({ DOCKER_CONFIG: docker })).toEqual([
+      `ghcr.io/acme/app@push ${join(root, 'ghcr.io', 'acme', 'app@push', 'config.json')}`,
+      `docker.io/acme/app ${join(root, 'registry-1.docker.io', 'acme', 'app', 'config.json')}`,
+      `docker.io@push ${join(root, 'registry-1.docker.io@push', 'config.json')}`
+    ])
+    // BUILDX_CONFIG moves the whole tree: DOCKER_CONFIG/buildx is then not read.
+    const buildx = await temp()
+    await write(join(buildx, 'config'), 'ghcr.io/acme/other@pull', auths('ghcr.io', 'd'))
+    expect(listed({ DOCKER_CONFIG: docker, BUILDX_CONFIG: buildx })).toEqual([
+      `ghcr.io/acme/other@pull ${join(buildx, 'config', 'ghcr.io', 'acme', 'other@pull', 'config.json')}`
+    ])
+    expect(readScopedConfigs({ DOCKER_CONFIG: join(docker, 'absent') })).toEqual([])
+  })
+
+  it('chooses for one repository as buildx does: its repository first, then more actions', () => {
+    const all = [
+      cfg('ghcr.io'),
+      cfg('ghcr.io@push'),
+      cfg('ghcr.io/acme/app'),
+      cfg('ghcr.io/acme/app@pull'),
+      cfg('ghcr.io/acme/app@push'),
+      cfg('quay.io/acme/app@push')
+    ]
+    const push = ['repository:acme/app:pull,push']
+    expect(pick(all, 'ghcr.io', push)).toBe('ghcr.io/acme/app@push')
+    expect(pick([...all, cfg('ghcr.io/acme/app@pull,push')], 'ghcr.io', push)).toBe(
+      'ghcr.io/acme/app@pull,push'
+    )
+    // Read-only credentials are not chosen to push with (buildx would take @pull for pull,push).
+    expect(pick([cfg('ghcr.io/acme/app@pull')], 'ghcr.io', push)).toBeUndefined()
+    expect(pick([cfg('ghcr.io/acme/app@pull'), cfg('ghcr.io/acme/app')], 'ghcr.io', push)).toBe(
+      'ghcr.io/acme/app'
+    )
+    expect(pick(all, 'ghcr.io', ['repository:acme/app:pull'])).toBe('ghcr.io/acme/app@pull')
+    // Another repository: the registry-wide configs only; an exact name, never a prefix.
+    expect(pick(all, 'ghcr.io', ['repository:acme/other:pull,push'])).toBe('ghcr.io@push')
+    expect(pick(all, 'ghcr.io', ['repository:acme/other:pull'])).toBe('ghcr.io')
+    expect(pick([cfg('ghcr.io/acme')], 'ghcr.io', ['repository:acme/app:pull'])).toBeUndefined()
+    expect(pick([cfg('ghcr.io/acme/app@push')], 'ghcr.io', ['repository:acme/app:pull'])).toBe(
+      undefined
+    )
+    expect(pick(all, 'docker.io', push)).toBeUndefined()
+    expect(pick(all, 'quay.io', push)).toBe('quay.io/acme/app@push')
+  })
+
+  it('chooses for a token covering several repositories by the ones pushed to', () => {
+    const target = 'repository:acme/app:pull,push'
+    const source = 'repository:acme/build:pull'
+    const both = [cfg('ghcr.io/acme/app@push'), cfg('ghcr.io/acme/build@pull')]
+    expect(pick(both, 'ghcr.io', [target, source])).toBe('ghcr.io/acme/app@push')
+    expect(pick(both, 'ghcr.io', [`${target} ${source}`])).toBe('ghcr.io/acme/app@push')
+    // Nothing covers the target: the unscoped config, not the source's read-only one.
+    expect(pick([cfg('ghcr.io/acme/build@pull')], 'ghcr.io', [target, source])).toBeUndefined()
+    // Two targets wanting different credentials cannot share one token.
+    const twoTargets = [target, 'repository:acme/web:pull,push']
+    expect(pick([...both, cfg('ghcr.io/acme/web@push')], 'ghcr.io', twoTargets)).toBeUndefined()
+    expect(pick([cfg('ghcr.io@push')], 'ghcr.io', twoTargets)).toBe('ghcr.io@push')
+    // Pulls only: the sources must agree.
+    const sources = [source, 'repository:acme/base:pull']
+    expect(pick(both, 'ghcr.io', sources)).toBeUndefined()
+    expect(pick([cfg('ghcr.io@pull')], 'ghcr.io', sources)).toBe('ghcr.io@pull')
+  })
+
+  it("without scopes, uses the registry's scoped config only when it is the only one", () => {
+    const one = [cfg('ghcr.io/acme/app@push'), cfg('quay.io/x')]
+    expect(pick(one, 'ghcr.io')).toBe('ghcr.io/acme/app@push')
+    expect(pick(one, 'ghcr.io', [])).toBe('ghcr.io/acme/app@push')
+    expect(pick([...one, cfg('ghcr.io@pull')], 'ghcr.io')).toBeUndefined()
+    expect(pick(one, 'docker.io')).toBeUndefined()
+  })
+
+  it('takes the covering scoped config over config.json, and config.json when none covers', async () => {
+    const docker = await temp()
+    await writeFile(join(docker, 'config.json'), JSON.stringify(auths('ghcr.io', 'plain')))
+    const root = join(docker, 'buildx', 'config')
+    await write(root, 'ghcr.io/acme/app@push', auths('ghcr.io', 'pusher'))
+    const env = { DOCKER_CONFIG: docker }
+    const lines: string[] = []
+    const store = new StaticCredentials({
+      config: readDockerConfig(env),
+      scoped: readScopedConfigs(env),
+      githubToken: 'ght',
+      log: (l) => lines.push(l)
+    })
+    expect(await store.get('ghcr.io', ['repository:acme/app:pull,push'])).toEqual({
+      username: 'pusher',
+      password: 'pusher-secret'
+    })
+    expect(await store.get('ghcr.io', ['repository:acme/other:pull,push'])).toEqual({
+      username: 'plain',
+      password: 'plain-secret'
+    })
+    // Pull-only requests do not match @push.
+    expect(await store.get('ghcr.io', ['repository:acme/app:pull'])).toMatchObject({
+      username: 'plain'
+    })
+    // A caller that does not say what for: the registry's only scoped config.
+    expect(await store.get('ghcr.io')).toMatchObject({ username: 'pusher' })
+    expect(lines).toEqual([
+      `credentials for ghcr.io: the scoped docker config ${join(root, 'ghcr.io', 'acme', 'app@push', 'config.json')}`
+    ])
+    expect(lines.join('\n')).not.toContain('secret')
+  })
+
+  it('reads Docker Hub scoped configs from registry-1.docker.io, under BUILDX_CONFIG too', async () => {
+    const buildx = await temp()
+    const root = join(buildx, 'config')
+    // docker login writes Docker Hub under its v1 URL.
+    await write(
+      root,
+      'registry-1.docker.io/acme/app@push',
+      auths('https://index.docker.io/v1/', 'hub')
+    )
+    await write(root, 'registry-1.docker.io@pull', auths('https://index.docker.io/v1/', 'reader'))
+    const store = new StaticCredentials({
+      config: auths('https://index.docker.io/v1/', 'plain'),
+      scoped: readScopedConfigs({ BUILDX_CONFIG: buildx, DOCKER_CONFIG: '/nonexistent' })
+    })
+    expect(await store.get('docker.io', ['repository:acme/app:pull,push'])).toMatchObject({
+      username: 'hub'
+    })
+    expect(await store.get('docker.io', ['repository:library/alpine:pull'])).toMatchObject({
+      username: 'reader'
+    })
+    expect(await store.get('docker.io', ['repository:acme/web:pull,push'])).toMatchObject({
+      username: 'plain'
+    })
+  })
+
+  it('finds the scoped configs of the environment by itself when given the docker config', async () => {
+    const docker = await temp()
+    await write(
+      join(docker, 'buildx', 'config'),
+      'ghcr.io/acme/app@push',
+      auths('ghcr.io', 'pusher')
+    )
+    const saved = {
+      DOCKER_CONFIG: process.env.DOCKER_CONFIG,
+      BUILDX_CONFIG: process.env.BUILDX_CONFIG
+    }
+    process.env.DOCKER_CONFIG = docker
+    delete process.env.BUILDX_CONFIG
+    try {
+      // As main.ts builds it.
+      const store = new StaticCredentials({ config: readDockerConfig(), githubToken: 'ght' })
+      expect(await store.get('ghcr.io', ['repository:acme/app:pull,push'])).toMatchObject({
+        username: 'pusher'
+      })
+      expect(await store.get('ghcr.io', ['repository:acme/web:pull,push'])).toEqual({
+        username: 'x-access-token',
+        password: 'ght'
+      })
+      // Without the docker config (tests, inputs only), none are read.
+      expect(await new StaticCredentials({}).get('ghcr.io')).toBeUndefined()
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k]
+        else process.env[k] = v
+      }
+    }
+  })
+
+  it('keeps inputs first, and falls back when a scoped config has nothing for the registry', async () => {
+    const root = await temp()
+    const file = await write(
+      join(root, 'config'),
+      'ghcr.io/acme/app@push',
+      auths('quay.io', 'other')
+    )
+    const lines: string[] = []
+    const store = new StaticCredentials({
+      explicit: new Map([['quay.io', { username: 'in', password: 'put' }]]),
+      config: auths('ghcr.io', 'plain'),
+      scoped: readScopedConfigs({ BUILDX_CONFIG: root }),
+      log: (l) => lines.push(l)
+    })
+    expect(await store.get('ghcr.io', ['repository:acme/app:pull,push'])).toMatchObject({
+      username: 'plain'
+    })
+    expect(lines).toEqual([
+      `the scoped docker config ${file} holds no credentials for ghcr.io: using the unscoped docker config`
+    ])
+    expect(await store.get('quay.io', ['repository:acme/app:pull,push'])).toEqual({
+      username: 'in',
+      password: 'put'
+    })
+  })
+
+  it("runs a scoped config's credential helper, once per registry and config", async () => {
+    const root = await temp()
+    await write(join(root, 'config'), 'ghcr.io/acme/app@push', { credsStore: 'scoped' })
+    const calls: string[] = []
+    const store = new StaticCredentials({
+      config: { credsStore: 'plain' },
+      scoped: readScopedConfigs({ BUILDX_CONFIG: root }),
+      runHelper: (helper, registry) => {
+        calls.push(`${helper} ${registry}`)
+        return Promise.resolve({ username: helper, password: 'pw' })
+      }
+    })
+    const push = ['repository:acme/app:pull,push']
+    const got = await Promise.all([
+      store.get('ghcr.io', push),
+      store.get('ghcr.io', push),
+      store.get('ghcr.io', ['repository:acme/app:pull'])
+    ])
+    expect(got.map((c) => c?.username)).toEqual(['scoped', 'scoped', 'plain'])
+    expect(calls.sort()).toEqual(['plain ghcr.io', 'scoped ghcr.io'])
+  })
+
+  it('names an unreadable or malformed scoped config by its path, never by its content', async () => {
+    const SECRET = 'sup3r-s3cret-in-a-broken-file'
+    const root = await temp()
+    const base = join(root, 'config')
+    const bad = await write(base, 'ghcr.io/acme/app@push', {})
+    await writeFile(bad, `{"auths": {"ghcr.io": {"auth": "${SECRET}"`)
+    const arr = await write(base, 'quay.io/acme/app@push', {})
+    await writeFile(arr, '[]')
+    await mkdir(join(base, 'r.io', 'acme', 'app@push'), { recursive: true })
+    const dangling = join(base, 'r.io', 'acme', 'app@push', 'config.json')
+    await symlink(join(root, 'absent.json'), dangling)
+    const store = new StaticCredentials({
+      config: auths('ghcr.io', 'plain'),
+      scoped: readScopedConfigs({ BUILDX_CONFIG: root })
+    })
+    const push = ['repository:acme/app:pull,push']
+    const broken = store.get('ghcr.io', push)
+    await expect(broken).rejects.toThrow(UserError)
+    await expect(broken).rejects.toThrow(
+      `the scoped docker config ${bad} (credentials for ghcr.io/acme/app@push, as docker/login-action's scope input writes them) is not valid JSON: fix or remove it`
+    )
+    await expect(broken).rejects.not.toThrow(SECRET)
+    await expect(store.get('quay.io', push)).rejects.toThrow(
+      `${arr} (credentials for quay.io/acme/app@push, as docker/login-action's scope input writes them) is not a JSON object`
+    )
+    await expect(store.get('r.io', push)).rejects.toThrow(
+      `the scoped docker config ${dangling} (credentials for r.io/acme/app@push, as docker/login-action's scope input writes them) could not be read (ENOENT)`
+    )
+    // A broken config that does not cover the request is never read.
+    expect(await store.get('ghcr.io', ['repository:acme/other:pull,push'])).toMatchObject({
+      username: 'plain'
+    })
   })
 })

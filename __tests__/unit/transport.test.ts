@@ -1,7 +1,20 @@
-import { describe, expect, it } from '@jest/globals'
+import { afterAll, describe, expect, it } from '@jest/globals'
+import { createServer, type Server } from 'node:http'
+import {
+  createServer as createNetServer,
+  type AddressInfo,
+  type Server as NetServer
+} from 'node:net'
 import { parseChallenges } from '../../src/registry/challenge.js'
 import { retryAfterMs } from '../../src/registry/retry.js'
 import { dockerConfigCredential } from '../../src/registry/credentials.js'
+import {
+  describeFailure,
+  isTransientError,
+  ProxyError,
+  readBody,
+  Transport
+} from '../../src/registry/transport.js'
 
 describe('WWW-Authenticate', () => {
   it('parses Bearer challenges with quoted and bare params', () => {
@@ -46,5 +59,90 @@ describe('docker config', () => {
     expect(dockerConfigCredential(cfg, 'docker.io')).toEqual({ username: 'me', password: 'secret' })
     expect(dockerConfigCredential(cfg, 'ghcr.io')).toEqual({ username: 'u', password: 'p' })
     expect(dockerConfigCredential(cfg, 'quay.io')).toBeUndefined()
+  })
+})
+
+describe('Transport', () => {
+  const servers: Array<Server | NetServer> = []
+  afterAll(() => servers.forEach((s) => s.close()))
+  const listen = async <S extends Server | NetServer>(s: S): Promise<number> => {
+    servers.push(s)
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+    return (s.address() as AddressInfo).port
+  }
+  const transport = (env: NodeJS.ProcessEnv = {}, onSecret?: (s: string) => void): Transport =>
+    new Transport({
+      maxConcurrency: 2,
+      requestTimeoutMs: 5000,
+      insecureHosts: new Set(),
+      env,
+      onSecret
+    })
+  const get = async (t: Transport, url: string): Promise<{ status: number; body: string }> => {
+    const ex = await t.exchange('GET', new URL(url), {}, undefined, 5000)
+    return { status: ex.status, body: Buffer.from(await readBody(ex, 1024, 5000)).toString() }
+  }
+
+  // Google Artifact Registry sends ~21 KB of headers; Node's default limit is 16 KiB
+  // (https://github.com/actions/attest-build-provenance/issues/606).
+  it('reads 40 KB of response headers', async () => {
+    const port = await listen(
+      createServer((_req, res) => {
+        for (let i = 0; i < 40; i++) res.setHeader(`x-filler-${i}`, 'a'.repeat(1000))
+        res.end('ok')
+      })
+    )
+    const t = transport()
+    try {
+      const ex = await t.exchange('GET', new URL(`http://127.0.0.1:${port}/`), {}, undefined, 5000)
+      expect(ex.headers['x-filler-39']).toBe('a'.repeat(1000))
+      expect(Buffer.from(await readBody(ex, 1024, 5000)).toString()).toBe('ok')
+    } finally {
+      await t.close()
+    }
+  })
+
+  it('names the proxy when it answers CONNECT with 502, and retries that', async () => {
+    const connects: string[] = []
+    const port = await listen(
+      createNetServer((socket) => {
+        socket.once('data', (d) => {
+          connects.push(d.toString().split('\r\n')[0])
+          socket.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n')
+        })
+      })
+    )
+    const secrets: string[] = []
+    const t = transport(
+      { HTTPS_PROXY: `http://me:Hunter-22@127.0.0.1:${port}`, NO_PROXY: '<-loopback>' },
+      (s) => secrets.push(s)
+    )
+    try {
+      const e = await get(t, 'https://127.0.0.1:1/v2/').catch((x: unknown) => x)
+      expect(e).toBeInstanceOf(ProxyError)
+      expect((e as ProxyError).message).toBe(
+        `the proxy http://me:***@127.0.0.1:${port} (from HTTPS_PROXY) could not connect to 127.0.0.1:1: it answered CONNECT with 502`
+      )
+      expect(isTransientError(e)).toBe(true)
+      expect(describeFailure(e)).toBe((e as ProxyError).message)
+      expect(connects).toEqual(['CONNECT 127.0.0.1:1 HTTP/1.1'])
+      expect(secrets).toEqual(['Hunter-22'])
+    } finally {
+      await t.close()
+    }
+  })
+
+  it('fails only the requests that need an unusable proxy', async () => {
+    const port = await listen(createServer((_req, res) => res.end('direct')))
+    const t = transport({ HTTPS_PROXY: 'socks5://proxy:1080', HTTP_PROXY: '' })
+    try {
+      expect(await get(t, `http://127.0.0.1:${port}/`)).toEqual({ status: 200, body: 'direct' })
+      const e = await get(t, 'https://registry.example/v2/').catch((x: unknown) => x)
+      expect(e).toBeInstanceOf(ProxyError)
+      expect(isTransientError(e)).toBe(false)
+      expect((e as Error).message).toMatch(/^HTTPS_PROXY names a socks5: proxy/)
+    } finally {
+      await t.close()
+    }
   })
 })

@@ -152,7 +152,8 @@ export class Authenticator {
 
   /** The registry's credential, masked before anything can print it. */
   private async stored(registry: string): Promise<Credential | undefined> {
-    const cred = await this.credentials.get(registry)
+    // The scopes pick docker/login-action's per-repository credentials, where it wrote some.
+    const cred = await this.credentials.get(registry, this.scopeList(registry))
     if (cred) {
       this.mask('password' in cred ? cred.password : cred.identityToken)
       this.mask(basicValue(cred))

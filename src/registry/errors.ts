@@ -165,7 +165,7 @@ export function describeErrorBody(body: string): { code?: string; text: string; 
       const message = typeof e.message === 'string' ? e.message.slice(0, 300) : undefined
       const detail = detailText(e.detail)
       const text = [code, message].filter(Boolean).join(': ')
-      const shown = detail && !text.includes(detail) && detail.length <= 200 ? ` (${detail})` : ''
+      const shown = detail && !text.includes(detail) ? ` (${detail})` : ''
       return { code, text: text + shown, detail }
     }
   } catch {
@@ -179,10 +179,24 @@ export function describeErrorBody(body: string): { code?: string; text: string; 
 function detailText(detail: unknown): string | undefined {
   if (detail === undefined || detail === null) return undefined
   if (typeof detail === 'string') return detail.slice(0, 300) || undefined
-  const description = (detail as { description?: unknown }).description
+  // Artifactory puts its reason in detail.description, Quay in detail.message.
+  const { description, message } = detail as { description?: unknown; message?: unknown }
   if (typeof description === 'string') return description.slice(0, 300)
+  if (typeof message === 'string') return message.slice(0, 300)
   const json = JSON.stringify(detail)
   return json && json !== '{}' && json !== '[]' ? json.slice(0, 300) : undefined
+}
+
+/**
+ * The registry refused a manifest's content, not the write itself: a 400 or 404 that names no
+ * other cause (a missing blob, child or repository, a tag that may not move, a denial), a 415,
+ * or a 501 (Gitea's "Schema version is not supported" for OCI artifacts, go-gitea/gitea#25846).
+ */
+export function isContentRefused(e: unknown): e is RegistryError {
+  if (!(e instanceof RegistryError) || isForbiddenAsInvalid(e)) return false
+  const other = ['TAG_INVALID', 'MANIFEST_BLOB_UNKNOWN', 'BLOB_UNKNOWN', 'NAME_UNKNOWN', 'DENIED']
+  if (e.code && other.includes(e.code)) return false
+  return e.status === 400 || e.status === 404 || e.status === 415 || e.status === 501
 }
 
 /**

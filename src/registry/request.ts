@@ -7,6 +7,7 @@ import { Limiter } from '../util/limiter.js'
 import { Authenticator } from './auth.js'
 import type { CredentialStore } from './credentials.js'
 import {
+  adviceFor,
   describeErrorBody,
   isRetryableStatus,
   RegistryError,
@@ -21,6 +22,7 @@ import {
   isConnectionRefused,
   isTimeout,
   isTransientError,
+  ProxyError,
   readBody,
   readErrorBody,
   Transport,
@@ -371,9 +373,15 @@ export class RequestPath {
     await this.retry.sleep(delayMs)
   }
 
-  private statusText(out: Refusal): { reason: string; status: number; code?: string } {
-    const { code, text } = describeErrorBody(Buffer.from(out.body).toString('utf8'))
-    return { reason: `HTTP ${out.status}${text ? ` (${text})` : ''}`, status: out.status, code }
+  private statusText(out: Refusal): {
+    reason: string
+    status: number
+    code?: string
+    detail?: string
+  } {
+    const { code, text, detail } = describeErrorBody(Buffer.from(out.body).toString('utf8'))
+    const reason = `HTTP ${out.status}${text ? ` (${text})` : ''}`
+    return { reason, status: out.status, code, detail }
   }
 
   /** "app/x (GET /v2/app/x/manifests/1)", for network errors. */
@@ -400,11 +408,15 @@ export class RequestPath {
 
   /** A status the caller did not expect, not worth retrying. */
   private refused(r: RegistryRequest, out: Refusal): RegistryError {
-    const { reason, status, code } = this.statusText(out)
-    return this.error(r, `${this.asked(r)} in ${repoName(r.repo)} failed: ${reason}`, {
+    const { reason, status, code, detail } = this.statusText(out)
+    const error = this.error(r, `${this.asked(r)} in ${repoName(r.repo)} failed: ${reason}`, {
       status,
-      code
+      code,
+      detail
     })
+    const advice = adviceFor(error, r.method)
+    if (advice) error.message += `: ${advice}`
+    return error
   }
 
   /** Attempt after attempt timed out: the registry takes connections but does not answer. */
@@ -431,6 +443,9 @@ export class RequestPath {
   /** A failure that is not an HTTP status: TLS, an unreachable host, or one of our own errors. */
   private failure(r: RegistryRequest, url: URL, e: unknown): Error {
     if (e instanceof RegistryError) return e
+    // Worded by the transport: it names the proxy and the host it was to reach.
+    if (e instanceof ProxyError)
+      return this.error(r, `${this.asked(r)} in ${repoName(r.repo)}: ${e.message}`, { cause: e })
     const err = e as {
       code?: string
       message?: string

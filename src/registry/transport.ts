@@ -1,8 +1,10 @@
-// HTTP exchanges with undici: keep-alive pools per origin, a timeout per exchange, and body
-// reads that never hold more than their cap. No rules about registries here: see request.ts.
+// HTTP exchanges with undici: keep-alive pools per origin, a timeout per exchange, the proxy
+// variables, and body reads that never hold more than their cap. No rules about registries here:
+// see request.ts.
 import type { Readable } from 'node:stream'
-import { Agent, errors, request, type Dispatcher } from 'undici'
+import { Agent, errors, Pool, ProxyAgent, request, type Dispatcher } from 'undici'
 import { RegistryError } from './errors.js'
+import { proxyFor, readProxyEnv, type Proxy, type ProxyEnv } from './proxy.js'
 
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
 export type Headers = Record<string, string | string[] | undefined>
@@ -18,6 +20,13 @@ export interface Exchange {
 /** Error bodies are kept up to this size; the rest is discarded unread. */
 export const MAX_ERROR_BODY_BYTES = 64 * 1024
 
+/**
+ * Response headers are read up to this size. Google Artifact Registry sends about 21 KB, past
+ * Node's 16 KiB default: "Parse Error: Header overflow"
+ * (https://github.com/actions/attest-build-provenance/issues/606).
+ */
+export const MAX_HEADER_BYTES = 256 * 1024
+
 const TRANSIENT_CODES = new Set([
   'ECONNRESET',
   'ECONNREFUSED',
@@ -31,6 +40,41 @@ const TRANSIENT_CODES = new Set([
   'UND_ERR_CLOSED',
   'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
+])
+
+/**
+ * The proxy from HTTP(S)_PROXY could not be used: not reachable, or it refused the tunnel. The
+ * message names the proxy (password masked) and the host it was to reach; `code` is the network
+ * error's, so refused connections and timeouts are retried as they are without a proxy.
+ */
+export class ProxyError extends Error {
+  override name = 'ProxyError'
+  readonly code?: string
+  /** The proxy's answer to CONNECT (or 407 to a plain-HTTP request). */
+  readonly status?: number
+
+  constructor(message: string, details: { code?: string; status?: number; cause?: unknown } = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause })
+    this.code = details.code
+    this.status = details.status
+  }
+
+  /** A proxy that refused the connection, timed out, or could not reach the registry for now. */
+  get transient(): boolean {
+    if (this.status !== undefined) return this.status >= 502 && this.status <= 504
+    return !!this.code && TRANSIENT_CODES.has(this.code)
+  }
+}
+
+/** Network errors that, behind a proxy, can only be about the proxy: we connect to nothing else. */
+const PROXY_UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'UND_ERR_CONNECT_TIMEOUT'
 ])
 
 /** The connection broke or stalled mid-body: worth another attempt. */
@@ -50,6 +94,7 @@ export function header(h: Headers, name: string): string | undefined {
 /** Network failures worth another attempt (resets, timeouts, refused connections). */
 export function isTransientError(e: unknown): boolean {
   if (e instanceof TruncatedBodyError) return true
+  if (e instanceof ProxyError) return e.transient
   // Already decided (retries spent on a nested request, a refusal): its cause is history.
   if (e instanceof RegistryError) return false
   const code = (e as { code?: string })?.code
@@ -73,6 +118,7 @@ export function isConnectionRefused(e: unknown): boolean {
 
 /** "CODE (message)" for a network error, as retry lines and messages show it. */
 export function describeFailure(e: unknown): string {
+  if (e instanceof ProxyError) return e.message
   const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } }
   const code = err.code ?? err.cause?.code
   const msg = err.cause?.message ?? err.message ?? String(e)
@@ -86,34 +132,84 @@ export interface TransportOptions {
   requestTimeoutMs: number
   /** Hosts whose TLS certificates are not verified (the user's `insecure-registries`). */
   insecureHosts: Set<string>
+  /** Where HTTP(S)_PROXY and NO_PROXY are read, once: process.env unless given. */
+  env?: NodeJS.ProcessEnv
+  /** Called with each secret read here (a proxy password), for the runner to mask. */
+  onSecret?: (secret: string) => void
+}
+
+/** How one URL is reached: the dispatcher, and the proxy it goes through, if any. */
+interface Route {
+  dispatcher: Dispatcher
+  proxy?: Proxy
 }
 
 export class Transport {
   requestCount = 0
-  private readonly secure: Agent
-  private readonly insecure: Agent
+  private readonly proxies: ProxyEnv
+  /** Created on first use: direct or through each proxy, verifying TLS or not. */
+  private readonly dispatchers = new Map<string, Dispatcher>()
+  private readonly pool: Pool.Options
 
   constructor(private readonly opts: TransportOptions) {
-    const common = {
+    this.pool = {
       keepAliveTimeout: 30_000,
       // A streamed copy holds one slot but two connections to one origin (source GET paused
       // by backpressure, target PUT), and token requests bypass the limiter: with only one
       // connection per slot, a same-registry copy at full concurrency deadlocks.
       connections: opts.maxConcurrency * 2 + 4,
       headersTimeout: opts.requestTimeoutMs,
-      bodyTimeout: opts.requestTimeoutMs
+      bodyTimeout: opts.requestTimeoutMs,
+      maxHeaderSize: MAX_HEADER_BYTES
     }
-    this.secure = new Agent({ ...common, connect: { timeout: opts.requestTimeoutMs } })
-    this.insecure = new Agent({
-      ...common,
-      connect: { timeout: opts.requestTimeoutMs, rejectUnauthorized: false }
+    this.proxies = readProxyEnv(opts.env ?? process.env)
+    const secrets = [this.proxies.http, this.proxies.https].flatMap((p) =>
+      p && 'secrets' in p ? p.secrets : []
+    )
+    new Set(secrets).forEach((s) => opts.onSecret?.(s))
+  }
+
+  private route(url: URL): Route {
+    const proxy = proxyFor(this.proxies, url)
+    if (proxy && 'problem' in proxy) throw new ProxyError(proxy.problem)
+    const insecure = url.protocol === 'https:' && this.opts.insecureHosts.has(url.host)
+    const key = `${proxy?.from ?? 'direct'}${insecure ? ' insecure' : ''}`
+    let dispatcher = this.dispatchers.get(key)
+    if (!dispatcher) {
+      dispatcher = proxy ? this.proxyAgent(proxy, insecure) : this.agent(insecure)
+      this.dispatchers.set(key, dispatcher)
+    }
+    return { dispatcher, proxy }
+  }
+
+  private agent(insecure: boolean): Agent {
+    const timeout = this.opts.requestTimeoutMs
+    return new Agent({
+      ...this.pool,
+      connect: insecure ? { timeout, rejectUnauthorized: false } : { timeout }
     })
   }
 
-  private dispatcherFor(url: URL): Agent {
-    return url.protocol === 'https:' && this.opts.insecureHosts.has(url.host)
-      ? this.insecure
-      : this.secure
+  /**
+   * HTTPS through a CONNECT tunnel; plain HTTP as absolute-URI requests to the proxy, as curl and
+   * docker send them (proxies often allow CONNECT to port 443 only). The registry's TLS options
+   * go in `requestTls`: undici ignores `connect` for the tunnelled connection.
+   */
+  private proxyAgent(proxy: Proxy, insecure: boolean): ProxyAgent {
+    const timeout = this.opts.requestTimeoutMs
+    const pool = this.pool
+    return new ProxyAgent({
+      ...pool,
+      uri: proxy.url.href,
+      token: proxy.token,
+      proxyTunnel: false,
+      requestTls: insecure ? { timeout, rejectUnauthorized: false } : { timeout },
+      proxyTls: { timeout },
+      // The pools undici makes per origin, and for plain HTTP to the proxy, get our limits
+      // (header size, timeouts); the one that sends CONNECT gets the timeouts.
+      factory: (origin, o) => new Pool(origin, { ...pool, ...o }),
+      clientFactory: (origin, o) => new Pool(origin, { ...o, headersTimeout: timeout })
+    })
   }
 
   /** One exchange; the body is left as a stream, which the caller must read or discard. */
@@ -127,6 +223,7 @@ export class Transport {
     stop?: AbortSignal
   ): Promise<Exchange> {
     this.requestCount++
+    const { dispatcher, proxy } = this.route(url)
     // undici's own timers tick about every half second, so a short timeout (or what is left of
     // the budget) gets a native timer too. Not with a streamed body: its upload may take longer.
     const replayable = body === undefined || typeof body === 'string' || body instanceof Uint8Array
@@ -138,19 +235,68 @@ export class Transport {
         method,
         headers,
         body,
-        dispatcher: this.dispatcherFor(url),
+        dispatcher,
         headersTimeout,
         signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0]
       })
+      // Only the proxy answers 407 to a plain-HTTP request sent through it.
+      if (proxy && res.statusCode === 407 && url.protocol === 'http:') {
+        drop(res.body)
+        throw proxyRefusal(proxy, url, 407)
+      }
       return { status: res.statusCode, headers: res.headers, body: res.body }
+    } catch (e) {
+      throw (proxy && asProxyError(e, proxy, url)) || e
     } finally {
       clearTimeout(timer)
     }
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.secure.close(), this.insecure.close()])
+    await Promise.all([...this.dispatchers.values()].map((d) => d.close()))
   }
+}
+
+/** A failure to reach or use the proxy, worded to name it; undefined for any other failure. */
+function asProxyError(e: unknown, proxy: Proxy, url: URL): ProxyError | undefined {
+  if (e instanceof ProxyError) return e
+  const message = (e as { message?: string })?.message ?? ''
+  // undici's words for a CONNECT answered with anything but 200, and for a 407 to plain HTTP.
+  const status = /^Proxy response \((\d{3})\) !== 200/.exec(message)?.[1]
+  if (status) return proxyRefusal(proxy, url, Number(status), e)
+  if (/^Proxy Authentication Required \(407\)/.test(message))
+    return proxyRefusal(proxy, url, 407, e)
+  const err = e as { code?: string; cause?: { code?: string } }
+  const code = err?.code ?? err?.cause?.code
+  if (code === 'UND_ERR_PRX_TLS')
+    return new ProxyError(
+      `TLS error talking to the proxy ${proxy.shown} (from ${proxy.from}) to reach ${url.host}: ${describeFailure(e)}`,
+      { code, cause: e }
+    )
+  if (!code || !PROXY_UNREACHABLE.has(code)) return undefined
+  return new ProxyError(
+    `could not reach the proxy ${proxy.shown} (from ${proxy.from}) to reach ${url.host}: ${describeFailure(e)}`,
+    { code, cause: e }
+  )
+}
+
+function proxyRefusal(proxy: Proxy, url: URL, status: number, cause?: unknown): ProxyError {
+  const via = `the proxy ${proxy.shown} (from ${proxy.from})`
+  const host = url.host
+  // Only the proxy answers CONNECT: a 401 there is its refusal of the credentials, as tinyproxy
+  // 1.11 answers (https://github.com/tinyproxy/tinyproxy/issues/532, fixed by its PR #549).
+  const auth = status === 407 || status === 401
+  const answer = `${status} ${status === 401 ? 'Unauthorized' : 'Proxy Authentication Required'}`
+  const message = auth
+    ? proxy.token
+      ? `${via} refused its credentials to reach ${host}: ${answer}`
+      : `${via} asks for credentials to reach ${host} (${answer}): put them in ${proxy.from} as http://user:password@host:port`
+    : status === 403
+      ? `${via} refused a tunnel to ${host}: 403 Forbidden (proxies often allow CONNECT to port 443 only)`
+      : status >= 500
+        ? `${via} could not connect to ${host}: it answered CONNECT with ${status}`
+        : `${via} refused a tunnel to ${host}: it answered CONNECT with ${status}`
+  return new ProxyError(message, { status, cause })
 }
 
 /**
