@@ -27529,6 +27529,11 @@ var MANIFEST_TYPES = /* @__PURE__ */ new Set([OCI_INDEX, OCI_MANIFEST, DOCKER_LI
 var MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 var ManifestError = class extends UserError {
 };
+function schema1Error(where) {
+  return new ManifestError(
+    `${where}: this is a Docker schema 1 manifest, which cannot be part of a multi-arch index; rebuild and push the image with a current Docker or buildah`
+  );
+}
 function parseManifest(raw, where) {
   let doc;
   try {
@@ -27543,11 +27548,7 @@ function parseManifest(raw, where) {
     throw new ManifestError(`${where}: the registry returned a manifest that is not a JSON object`);
   }
   const m = doc;
-  if (m.schemaVersion === 1 || isSchema1Type(raw.mediaType)) {
-    throw new ManifestError(
-      `${where}: this is a Docker schema 1 manifest, which cannot be part of a multi-arch index; rebuild and push the image with a current Docker or buildah`
-    );
-  }
+  if (m.schemaVersion === 1 || isSchema1Type(raw.mediaType)) throw schema1Error(where);
   if (m.schemaVersion !== 2) {
     throw new ManifestError(
       `${where}: unsupported manifest schemaVersion ${JSON.stringify(m.schemaVersion)}`
@@ -27742,6 +27743,12 @@ function configPlatform(config, where) {
   if (problem) throw new ManifestError(`${where}: the image config is not usable: ${problem}`);
   return p;
 }
+function platformNames(platforms) {
+  const short = platforms.map(formatPlatform);
+  return platforms.map(
+    (p, i) => short.indexOf(short[i]) !== short.lastIndexOf(short[i]) ? formatPlatformFull(p) : short[i]
+  );
+}
 
 // src/inputs.ts
 import { readdirSync, statSync } from "node:fs";
@@ -27831,6 +27838,11 @@ function formatReference(r) {
 function apiHost(registry) {
   return registry === DOCKER_HUB ? "registry-1.docker.io" : registry;
 }
+function uniqueRepos(refs) {
+  const map = /* @__PURE__ */ new Map();
+  for (const r of refs) map.set(repoName(r), { registry: r.registry, repository: r.repository });
+  return [...map.values()];
+}
 
 // src/inputs.ts
 var INPUT_NAMES = [
@@ -27850,6 +27862,7 @@ var INPUT_NAMES = [
   "append",
   "on-conflict",
   "copy-referrers",
+  "preserve-digest",
   "dry-run",
   "max-concurrency",
   "retries",
@@ -28030,7 +28043,7 @@ function parseSources(get, tags) {
   return out;
 }
 function parseAnnotations(value) {
-  const out = { index: {}, descriptor: {}, ignored: [] };
+  const out = { index: {}, descriptor: {}, byPlatform: [], ignored: [] };
   for (const line of value.split("\n").map((l) => l.trim())) {
     if (!line || line.startsWith("#")) continue;
     const i = line.indexOf("=");
@@ -28043,11 +28056,23 @@ function parseAnnotations(value) {
       level = prefix[1];
       key = prefix[2];
     }
+    const platforms = /^manifest-descriptor\[(.*)\]$/.exec(level)?.[1];
     if (level === "index") out.index[key] = val;
     else if (level === "manifest-descriptor") out.descriptor[key] = val;
+    else if (platforms !== void 0)
+      out.byPlatform.push({ platforms: annotationPlatforms(platforms, line), key, value: val });
     else out.ignored.push(line);
   }
   return out;
+}
+function annotationPlatforms(list, line) {
+  const specs = list.split(",").map((s) => s.trim());
+  return specs.map((spec) => {
+    const p = spec ? parsePlatform(spec) : "an empty platform";
+    if (typeof p === "string")
+      throw new InputError(`input annotations: "${line}" names the platform "${spec}": ${p}`);
+    return p;
+  });
 }
 function parseCredentials(get, tags, onSecret) {
   const creds = /* @__PURE__ */ new Map();
@@ -28092,8 +28117,9 @@ function parseInputs(get, onSecret = () => {
   const tags = parseTags(get, env);
   const credentials = parseCredentials(get, tags, onSecret);
   const sources = parseSources(get, tags);
+  const preserve = bool(get, "preserve-digest");
   const annotations = parseAnnotations(
-    get("annotations") || (env.DOCKER_METADATA_OUTPUT_ANNOTATIONS ?? "")
+    get("annotations") || (preserve ? "" : env.DOCKER_METADATA_OUTPUT_ANNOTATIONS ?? "")
   );
   if (bool(get, "github-annotations")) {
     if (!github) {
@@ -28111,19 +28137,21 @@ function parseInputs(get, onSecret = () => {
     attestations: choice(
       get,
       "attestations",
-      ["keep", "strip", "strip-provenance"],
+      ["keep", "strip", "strip-provenance", "referrers", "referrers-strip-provenance"],
       "keep"
     ),
     platforms: platformList(get, "platforms"),
     onDuplicate: choice(get, "on-duplicate", ["error", "first", "last"], "error"),
     annotations: annotations.index,
     descriptorAnnotations: annotations.descriptor,
+    platformDescriptorAnnotations: annotations.byPlatform,
     ignoredAnnotations: annotations.ignored,
     requirePlatforms: platformList(get, "require-platforms"),
     allowExtraPlatforms: bool(get, "allow-extra-platforms"),
     append: bool(get, "append"),
     onConflict: choice(get, "on-conflict", ["fail", "skip", "warn"], "fail"),
     copyReferrers: bool(get, "copy-referrers"),
+    preserveDigest: preserve,
     dryRun: bool(get, "dry-run"),
     maxConcurrency: int(get, "max-concurrency", 32, 1, 128),
     retries: int(get, "retries", 10, 0, 20),
@@ -28191,7 +28219,12 @@ function unwrapIndex(index, where) {
 }
 function referenceTypeOf(d) {
   const type = d.annotations?.[ATTESTATION_TYPE_KEY];
-  return type && type !== ATTESTATION_MANIFEST ? type : void 0;
+  if (typeof type !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(type)) return void 0;
+  return type !== ATTESTATION_MANIFEST ? type : void 0;
+}
+function mediaTypeName(t) {
+  const part = "[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}";
+  return typeof t === "string" && new RegExp(`^${part}/${part}$`).test(t) ? t : void 0;
 }
 function entryName(c) {
   return c.kind === "image" ? "image" : c.referenceType ? `${c.referenceType} manifest` : "attestation";
@@ -28199,6 +28232,12 @@ function entryName(c) {
 function attestationSubject(d) {
   const subject = d.annotations?.[ATTESTATION_DIGEST_KEY];
   return subject !== void 0 && isDigest(subject) ? subject : void 0;
+}
+function asReferrers(mode) {
+  return mode === "referrers" || mode === "referrers-strip-provenance";
+}
+function stripsProvenance(mode) {
+  return mode === "strip-provenance" || mode === "referrers-strip-provenance";
 }
 function selectChildren(all, opts) {
   const decisions = [];
@@ -28405,21 +28444,31 @@ function describedAsFetched(children, fetched, decisions) {
   });
 }
 function planIndex(entries, opts) {
-  const children = withDescriptorAnnotations(entries, opts.descriptorAnnotations ?? {});
+  const children = withDescriptorAnnotations(
+    entries,
+    opts.descriptorAnnotations ?? {},
+    opts.platformDescriptorAnnotations ?? []
+  );
   const index = buildIndex(
     children.map((c) => c.descriptor),
     { format: opts.format, annotations: opts.annotations }
   );
   return { children, index };
 }
-function withDescriptorAnnotations(children, extra) {
-  if (!Object.keys(extra).length) return children;
-  return children.map(
-    (c) => c.kind === "image" ? {
-      ...c,
-      descriptor: { ...c.descriptor, annotations: { ...c.descriptor.annotations, ...extra } }
-    } : c
-  );
+function withDescriptorAnnotations(children, extra, byPlatform) {
+  if (!Object.keys(extra).length && !byPlatform.length) return children;
+  return children.map((c) => {
+    if (c.kind !== "image") return c;
+    const p = c.descriptor.platform;
+    const own = byPlatform.filter((a) => a.platforms.some((f) => platformMatches(f, p)));
+    const annotations = {
+      ...c.descriptor.annotations,
+      ...extra,
+      ...Object.fromEntries(own.map((a) => [a.key, a.value]))
+    };
+    if (!Object.keys(annotations).length) return c;
+    return { ...c, descriptor: { ...c.descriptor, annotations } };
+  });
 }
 function planTags(tags, current, indexDigest, dryRun) {
   return tags.map((t, i) => {
@@ -28500,7 +28549,7 @@ function isTagConflict(e) {
   return s === 403 || s === 409 || s === 412 && !isPolicyViolation(e) || s === 400 && e instanceof RegistryError && e.code === "TAG_INVALID" || isForbiddenAsInvalid(e);
 }
 function isForbiddenAsInvalid(e) {
-  return e instanceof RegistryError && e.status === 400 && e.code === "MANIFEST_INVALID" && /\b403\b/.test(e.detail ?? "");
+  return e instanceof RegistryError && e.status === 400 && e.code === "MANIFEST_INVALID" && /^HTTP 403\b|\b403 Forbidden\b/i.test(e.detail ?? "");
 }
 function isPolicyViolation(e) {
   return statusOf(e) === 412 && e instanceof RegistryError && e.code === "PROJECTPOLICYVIOLATION";
@@ -28626,17 +28675,17 @@ var TargetCopier = class {
   blobs = new OnceMap();
   manifests = new OnceMap();
   /**
-   * Puts `raw` (an image manifest from `source`, or made by this run with `newBlobs`) into the
-   * target. Its manifest is PUT only once `ready` settles: the copy of the manifest its
-   * `subject` names, which some registries require to be there first.
+   * Puts `raw` (an image manifest from `source`, or made by this run with `newBlobs`; or an
+   * index, which holds no blobs) into the target. Its manifest is PUT only once `ready`
+   * settles: the copies of the manifest its `subject` names and of an index's entries, which
+   * registries require to be there first.
    */
   copy(raw, source, what, newBlobs = [], ready) {
     return this.manifests.get(raw.digest, async () => {
       const parsed = parseManifest(raw, `${what} (${raw.digest})`);
-      if (parsed.kind !== "image")
-        throw new Error(`${what}: ${raw.digest} is not an image manifest`);
+      const blobs = parsed.kind === "image" ? blobsOf(parsed.manifest) : [];
       await allSettledOrThrow(
-        blobsOf(parsed.manifest).map(
+        blobs.map(
           (b) => (
             // A blob shared by several manifests (a base layer) is handled once per target.
             this.blobs.get(b.digest, async () => {
@@ -28678,6 +28727,8 @@ var TargetCopier = class {
 };
 async function ensureChildren(copier, store, children) {
   const copies = /* @__PURE__ */ new Map();
+  let start = () => void 0;
+  const registered = new Promise((resolve2) => start = resolve2);
   for (const c of children) {
     if (c.rewritten === void 0 && sameRepository(c.source, copier.target)) continue;
     const digest = c.descriptor.digest;
@@ -28685,17 +28736,24 @@ async function ensureChildren(copier, store, children) {
     copies.set(
       digest,
       (async () => {
+        await registered;
         const raw = c.rewritten ?? await store.get(c.source, digest);
-        const subject = subjectOf(raw);
-        const ready = subject && subject !== digest ? copies.get(subject) : void 0;
+        const entries = entriesOf(raw);
+        if (entries.some((d) => !copies.has(d)))
+          throw new Error(`${c.sourceInput}: ${digest} is an index, not an image manifest`);
+        const first = [subjectOf(raw), ...entries].filter((d) => d !== void 0 && d !== digest).map((d) => copies.get(d)).filter((p) => p !== void 0);
+        const ready = first.length > 1 ? Promise.all(first).then(() => void 0) : first[0];
+        ready?.catch(() => void 0);
         try {
           await copier.copy(raw, c.source, c.sourceInput, c.newBlobs, ready);
         } catch (e) {
-          throw c.kind === "attestation" && isContentRefused(e) ? attestationRefused(e, c) : e;
+          const own = e instanceof RegistryError && e.request === `PUT manifest ${digest}`;
+          throw own && c.kind === "attestation" && isContentRefused(e) ? attestationRefused(e, c) : e;
         }
       })()
     );
   }
+  start();
   await allSettledOrThrow([...copies.values()]);
 }
 function subjectOf(raw) {
@@ -28705,6 +28763,15 @@ function subjectOf(raw) {
     return typeof digest === "string" ? digest : void 0;
   } catch {
     return void 0;
+  }
+}
+function entriesOf(raw) {
+  try {
+    const doc = JSON.parse(Buffer.from(raw.bytes).toString("utf8"));
+    if (!Array.isArray(doc?.manifests)) return [];
+    return doc.manifests.map((d) => d?.digest).filter((d) => typeof d === "string");
+  } catch {
+    return [];
   }
 }
 function attestationRefused(e, c) {
@@ -29864,11 +29931,7 @@ var RegistryClient = class {
     const doc = documentFields(bytes);
     const mediaType = doc.mediaType ?? (header(res.headers, "content-type") ?? "").split(";")[0].trim();
     if (doc.schemaVersion === 1 || isSchema1Type(mediaType))
-      return {
-        bytes,
-        mediaType,
-        digest: reference.includes(":") ? reference : digestOf(bytes, "sha256")
-      };
+      throw schema1Error(`${what} on registry ${repo.registry}`);
     const expected = reference.includes(":") ? reference : servedDigest(res, repo, what);
     if (!expected) return { bytes, mediaType, digest: digestOf(bytes, "sha256") };
     verifyDigest(bytes, expected, `${what} from registry ${repo.registry}`);
@@ -30176,24 +30239,13 @@ async function copyAttached(client, copier, attached, log) {
       await Promise.all(
         a.referrers.map((r) => copier.copy(r.raw, a.source, `referrer of ${a.subject}`))
       );
-      if (a.referrers.length) {
-        const listed = await client.listReferrers(target, a.subject);
-        const missing = a.referrers.filter(
-          (r) => !listed.descriptors.some((d) => d.digest === r.descriptor.digest)
+      if (a.referrers.length)
+        await listAsReferrers(
+          client,
+          target,
+          a.subject,
+          a.referrers.map((r) => r.descriptor)
         );
-        if (listed.via === "tag" && missing.length) {
-          const manifests = [...listed.descriptors, ...missing.map((r) => r.descriptor)];
-          const bytes = Buffer.from(
-            JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }),
-            "utf8"
-          );
-          await client.putManifest(target, referrersTag(a.subject), {
-            bytes,
-            mediaType: OCI_INDEX,
-            digest: sha256(bytes)
-          });
-        }
-      }
       for (const c of a.cosign) {
         if (sameRepository(a.source, target)) continue;
         const held = await client.headManifest(target, c.tag);
@@ -30213,6 +30265,21 @@ async function copyAttached(client, copier, attached, log) {
     })
   );
 }
+async function listAsReferrers(client, target, subject, descriptors) {
+  const listed = await client.listReferrers(target, subject);
+  const missing = descriptors.filter((r) => !listed.descriptors.some((d) => d.digest === r.digest));
+  if (listed.via !== "tag" || !missing.length) return;
+  const manifests = [...listed.descriptors, ...missing];
+  const bytes = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }),
+    "utf8"
+  );
+  await client.putManifest(target, referrersTag(subject), {
+    bytes,
+    mediaType: OCI_INDEX,
+    digest: sha256(bytes)
+  });
+}
 
 // src/apply.ts
 var FINAL = { final: true };
@@ -30220,7 +30287,7 @@ async function apply(client, store, opts, targets, plan, results, log) {
   const pushTargets = reposToPush(targets, opts.tags, results);
   await log.group(
     "Copy children into target repositories",
-    () => copyChildren(client, store, opts, targets, pushTargets, plan.children, log)
+    () => copyChildren(client, store, opts, targets, pushTargets, plan, log)
   );
   if (opts.deadline !== void 0 && Date.now() > opts.deadline) {
     throw new RegistryError(
@@ -30229,17 +30296,41 @@ async function apply(client, store, opts, targets, plan, results, log) {
   }
   await log.group("Push tags", () => pushTags(client, opts, targets, plan, results, log));
 }
-async function copyChildren(client, store, opts, targets, pushTargets, children, log) {
+async function copyChildren(client, store, opts, targets, pushTargets, plan, log) {
+  const { children, attached: referrers = [] } = plan;
   const copiers = targets.map((t) => new TargetCopier(client, t, (d) => store.knownConfig(d)));
   const pushing = copiers.filter((c) => pushTargets.includes(c.target));
   const [attached] = await Promise.all([
     opts.copyReferrers ? findAttached(client, store, children, log) : [],
-    allSettledOrThrow(pushing.map((c) => ensureChildren(c, store, children)))
+    allSettledOrThrow(
+      pushing.map(async (c) => {
+        await ensureChildren(c, store, [...children, ...referrers]);
+        await registerReferrers(client, c.target, referrers, log);
+      })
+    )
   ]);
   if (attached.length)
     await allSettledOrThrow(copiers.map((c) => copyAttached(client, c, attached, log)));
   for (const c of pushing) log.info(c.describe());
   if (pushTargets.length === 0) log.info("every tag is already current: nothing to copy");
+}
+async function registerReferrers(client, target, referrers, log) {
+  const bySubject = /* @__PURE__ */ new Map();
+  for (const r of referrers)
+    bySubject.set(r.subject ?? "", [...bySubject.get(r.subject ?? "") ?? [], r]);
+  await allSettledOrThrow(
+    [...bySubject].map(async ([subject, list]) => {
+      await listAsReferrers(
+        client,
+        target,
+        subject,
+        list.map((r) => r.descriptor)
+      );
+      log.info(
+        `${repoName(target)}: ${list.length} attestation(s) attached to ${subject} as referrers`
+      );
+    })
+  );
 }
 async function pushTags(client, opts, targets, plan, results, log) {
   const { index } = plan;
@@ -30266,9 +30357,9 @@ async function pushTag(client, opts, t, plan, r, log) {
     await client.putManifest(t, t.tag ?? "latest", index, FINAL);
   } catch (e) {
     if (!(e instanceof RegistryError)) throw e;
-    if (isContentRefused(e)) throw indexRefused(e, r, plan);
+    if (isContentRefused(e)) throw indexRefused(e, r, plan, !!opts.preserveDigest);
     if (!isTagConflict(e) || !r.previous) throw e;
-    if (isDenied(e) && opts.onConflict !== "fail")
+    if ((isDenied(e) || isForbiddenAsInvalid(e)) && opts.onConflict !== "fail")
       await client.putManifest(t, index.digest, index, FINAL);
     handleConflict(opts, t, r, e, log);
     r.outcome = "skipped";
@@ -30285,11 +30376,12 @@ function handleConflict(opts, t, r, e, log) {
     throw new RegistryError(`${message} (set on-conflict: skip or warn to go on)`, detailsOf(e));
   }
 }
-function indexRefused(e, r, plan) {
+function indexRefused(e, r, plan, preserved) {
   const { index, children } = plan;
-  const advice = indexRefusalAdvice(index, children);
+  const advice = preserved ? "preserve-digest pushes the index as it is: promote without preserve-digest to let the index change" : indexRefusalAdvice(index, children);
+  const what = preserved ? "promoted unchanged" : `${children.length} entries`;
   return new RegistryError(
-    `registry ${e.registry ?? "?"} refused the index ${index.digest} (${index.mediaType}, ${children.length} entries) for ${r.ref}: ${e.message}${advice ? `. ${advice}` : ""}`,
+    `registry ${e.registry ?? "?"} refused the index ${index.digest} (${index.mediaType}, ${what}) for ${r.ref}: ${e.message}${advice ? `. ${advice}` : ""}`,
     detailsOf(e)
   );
 }
@@ -30325,6 +30417,94 @@ async function rollBack(client, tags, results, digest, log) {
       }
     })
   );
+}
+
+// src/core/attestations.ts
+var PREDICATE_TYPE_KEY = "in-toto.io/predicate-type";
+function isProvenance(predicateType) {
+  return !!predicateType && predicateType.startsWith("https://slsa.dev/provenance/");
+}
+function stripProvenance(manifest, mediaType, config) {
+  const kept = manifest.layers.filter((l) => !isProvenance(l.annotations?.[PREDICATE_TYPE_KEY]));
+  if (kept.length === manifest.layers.length) return "unchanged";
+  if (kept.length === 0) return "empty";
+  const removed = manifest.layers.filter((l) => !kept.includes(l)).map((l) => l.annotations?.[PREDICATE_TYPE_KEY] ?? l.digest);
+  const cfg = JSON.parse(Buffer.from(config).toString("utf8"));
+  const rootfs = cfg.rootfs;
+  if (rootfs && Array.isArray(rootfs.diff_ids)) {
+    const keptDigests = new Set(kept.map((l) => l.digest));
+    rootfs.diff_ids = rootfs.diff_ids.filter((d) => keptDigests.has(d));
+  }
+  const configBytes = Buffer.from(JSON.stringify(cfg), "utf8");
+  const configDigest = sha256(configBytes);
+  const doc = {
+    ...manifest,
+    config: { ...manifest.config, digest: configDigest, size: configBytes.length },
+    layers: kept
+  };
+  const bytes = Buffer.from(JSON.stringify(doc), "utf8");
+  return {
+    manifest: { bytes, mediaType, digest: sha256(bytes) },
+    config: { digest: configDigest, bytes: configBytes, mediaType: manifest.config.mediaType },
+    removed
+  };
+}
+var ATTESTATION_ARTIFACT_TYPE = "application/vnd.docker.attestation.manifest.v1+json";
+var EMPTY_CONFIG = {
+  mediaType: "application/vnd.oci.empty.v1+json",
+  digest: "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+  size: 2,
+  data: "e30="
+};
+var EMPTY_CONFIG_BYTES = Buffer.from("{}", "utf8");
+function asReferrerManifest(manifest, subject) {
+  const doc = {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    artifactType: ATTESTATION_ARTIFACT_TYPE,
+    config: EMPTY_CONFIG,
+    layers: manifest.layers,
+    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size }
+  };
+  if (manifest.annotations && Object.keys(manifest.annotations).length)
+    doc.annotations = manifest.annotations;
+  const bytes = Buffer.from(JSON.stringify(doc), "utf8");
+  return { bytes, mediaType: OCI_MANIFEST, digest: sha256(bytes) };
+}
+
+// src/attach.ts
+async function attachAsReferrers(store, children, decisions) {
+  const isAttestation = (c) => c.kind === "attestation" && !c.referenceType;
+  const images = new Map(
+    children.filter((c) => c.kind === "image").map((c) => [c.descriptor.digest, c])
+  );
+  const attached = await allSettledOrThrow(
+    children.filter(isAttestation).map(async (c) => {
+      const image = images.get(c.subject ?? "");
+      const raw = c.rewritten ?? await store.get(c.source, c.descriptor.digest);
+      const where = `attestation ${c.descriptor.digest} of ${c.sourceInput}`;
+      const parsed = parseManifest(raw, where);
+      if (!image || parsed.kind !== "image")
+        throw new ManifestError(`${where}: not an attestation manifest of an image in the index`);
+      const m = asReferrerManifest(parsed.manifest, image.descriptor);
+      decisions.push(
+        `attach attestation ${c.descriptor.digest} to ${image.descriptor.digest} as the referrer ${m.digest}`
+      );
+      return {
+        ...c,
+        descriptor: {
+          mediaType: OCI_MANIFEST,
+          digest: m.digest,
+          size: m.bytes.length,
+          artifactType: ATTESTATION_ARTIFACT_TYPE,
+          ...parsed.manifest.annotations ? { annotations: parsed.manifest.annotations } : {}
+        },
+        rewritten: m,
+        newBlobs: [{ digest: EMPTY_CONFIG.digest, bytes: EMPTY_CONFIG_BYTES }]
+      };
+    })
+  );
+  return { children: children.filter((c) => !isAttestation(c)), attached };
 }
 
 // src/manifest-store.ts
@@ -30367,72 +30547,29 @@ var ManifestStore = class {
   }
 };
 
-// src/core/attestations.ts
-var PREDICATE_TYPE_KEY = "in-toto.io/predicate-type";
-function isProvenance(predicateType) {
-  return !!predicateType && predicateType.startsWith("https://slsa.dev/provenance/");
-}
-function stripProvenance(manifest, mediaType, config) {
-  const kept = manifest.layers.filter((l) => !isProvenance(l.annotations?.[PREDICATE_TYPE_KEY]));
-  if (kept.length === manifest.layers.length) return "unchanged";
-  if (kept.length === 0) return "empty";
-  const removed = manifest.layers.filter((l) => !kept.includes(l)).map((l) => l.annotations?.[PREDICATE_TYPE_KEY] ?? l.digest);
-  const cfg = JSON.parse(Buffer.from(config).toString("utf8"));
-  const rootfs = cfg.rootfs;
-  if (rootfs && Array.isArray(rootfs.diff_ids)) {
-    const keptDigests = new Set(kept.map((l) => l.digest));
-    rootfs.diff_ids = rootfs.diff_ids.filter((d) => keptDigests.has(d));
-  }
-  const configBytes = Buffer.from(JSON.stringify(cfg), "utf8");
-  const configDigest = sha256(configBytes);
-  const doc = {
-    ...manifest,
-    config: { ...manifest.config, digest: configDigest, size: configBytes.length },
-    layers: kept
-  };
-  const bytes = Buffer.from(JSON.stringify(doc), "utf8");
-  return {
-    manifest: { bytes, mediaType, digest: sha256(bytes) },
-    config: { digest: configDigest, bytes: configBytes, mediaType: manifest.config.mediaType },
-    removed
-  };
-}
-
-// src/provenance.ts
-async function stripProvenanceFrom(store, children, decisions) {
-  const rewritten = await allSettledOrThrow(
-    children.map(async (c) => {
-      if (c.kind !== "attestation" || c.referenceType) return c;
-      const raw = await store.get(c.source, c.descriptor.digest);
-      const parsed = parseManifest(raw, `attestation ${raw.digest} of ${c.sourceInput}`);
-      if (parsed.kind !== "image") return c;
-      if (!parsed.manifest.layers.some((l) => isProvenance(l.annotations?.[PREDICATE_TYPE_KEY]))) {
-        decisions.push(
-          `keep attestation ${raw.digest} of ${c.subject ?? "?"}: it holds no provenance`
-        );
-        return c;
-      }
-      const config = await store.config(c.source, parsed.manifest.config.digest);
-      const r = stripProvenance(parsed.manifest, parsed.mediaType, config);
-      if (r === "unchanged") return c;
-      if (r === "empty") {
-        decisions.push(
-          `drop attestation ${raw.digest} of ${c.subject ?? "?"}: it held only provenance`
-        );
-        return void 0;
-      }
-      decisions.push(
-        `rewrite attestation ${raw.digest} of ${c.subject ?? "?"} without ${r.removed.join(", ")} -> ${r.manifest.digest}`
+// src/tag-state.ts
+function currentDigests(client, tags, appendBase, log) {
+  return Promise.all(
+    tags.map((t, i) => {
+      if (i === 0 && appendBase) return appendBase.then((m) => m?.digest).catch(() => void 0);
+      return client.headManifest(t, t.tag ?? "latest").then(
+        (head) => head?.digest,
+        (e) => {
+          log.debug(
+            `HEAD ${formatReference(t)} failed (${e.message}); it will be pushed`
+          );
+          return void 0;
+        }
       );
-      return {
-        ...c,
-        descriptor: { ...c.descriptor, digest: r.manifest.digest, size: r.manifest.bytes.length },
-        rewritten: r.manifest,
-        newBlobs: [{ digest: r.config.digest, bytes: r.config.bytes }]
-      };
     })
   );
-  return rewritten.filter((c) => c !== void 0);
+}
+function logDryRun(tags, digest, log) {
+  for (const t of tags) {
+    log.info(
+      t.outcome === "unchanged" ? `${t.ref} already points at ${digest}` : `dry-run: would push ${t.ref} (now ${t.previous ?? "absent"})`
+    );
+  }
 }
 
 // src/resolve.ts
@@ -30447,7 +30584,7 @@ async function resolveSources(store, sources) {
   return lists.flat();
 }
 function noImage(spec, found) {
-  const what = found.length ? `only ${found.length} entr${found.length === 1 ? "y" : "ies"} that belong to images (attestations or the like)` : "no entries (an empty index)";
+  const what = found.length ? `only ${found.length} entr${found.length === 1 ? "y" : "ies"} that ${found.length === 1 ? "is" : "are"} not an image (attestations or other unknown/unknown entries)` : "no entries (an empty index)";
   return new ManifestError(
     `source ${spec.input}: it holds no image to merge, ${what}; pass the digests of the per-platform images, or check that the build that pushed it ran`
   );
@@ -30495,6 +30632,7 @@ async function imageChild(store, spec, descriptor, manifest, where) {
     sourceInput: spec.input
   };
 }
+var UNKNOWN_PLATFORM = { os: "unknown", architecture: "unknown" };
 var MAX_DEPTH = 8;
 var MAX_ENTRIES = 4096;
 async function walkIndex(store, spec, raw, where, walk, depth) {
@@ -30557,11 +30695,13 @@ async function walkIndex(store, spec, raw, where, walk, depth) {
 function companion(spec, descriptor, subject, referenceType) {
   return {
     kind: "attestation",
-    descriptor,
+    // Every entry of a list or index carries a platform (Quay refuses one without:
+    // moby/buildkit#1550): one that names none is unknown/unknown, as BuildKit writes it.
+    descriptor: { ...descriptor, platform: descriptor.platform ?? UNKNOWN_PLATFORM },
     source: spec.ref,
     sourceInput: spec.input,
     subject,
-    referenceType: referenceType ?? descriptor.artifactType ?? "unplatformed"
+    referenceType: referenceType ?? mediaTypeName(descriptor.artifactType) ?? "unplatformed"
   };
 }
 async function manifestSubject(store, spec, descriptor, where) {
@@ -30577,7 +30717,7 @@ async function unplatformed(store, spec, descriptor, where) {
   if (p.kind !== "image")
     throw new ManifestError(`${where}: ${descriptor.digest} is not an image manifest`);
   const subject = p.manifest.subject?.digest;
-  const type = p.manifest.artifactType ?? descriptor.artifactType;
+  const type = mediaTypeName(p.manifest.artifactType) ?? mediaTypeName(descriptor.artifactType);
   if (subject) return companion(spec, descriptor, subject, type);
   const config = await store.config(spec.ref, p.manifest.config.digest);
   const platform2 = configPlatform(config, at);
@@ -30596,13 +30736,187 @@ function otherFamily(indexType, entryType) {
   return docker(indexType) !== docker(entryType);
 }
 
-// src/merge.ts
-function uniqueRepos(refs) {
-  const map = /* @__PURE__ */ new Map();
-  for (const r of refs) map.set(repoName(r), { registry: r.registry, repository: r.repository });
-  return [...map.values()];
+// src/promote.ts
+async function promote(client, opts, log) {
+  refuseChanges(opts);
+  const spec = opts.sources[0];
+  const targets = uniqueRepos(opts.tags);
+  for (const t of targets) client.declare(t, opts.dryRun ? ["pull"] : ["pull", "push"]);
+  client.declare(spec.ref, ["pull"]);
+  const store = new ManifestStore(client);
+  store.willCopyFrom = (repo) => !opts.dryRun && targets.some((t) => !sameRepository(t, repo));
+  const current = currentDigests(client, opts.tags, void 0, log);
+  const promoted = await log.group("Resolve sources", () => resolveIndex(store, opts, spec, log));
+  const { index, children, nested } = promoted;
+  const json = Buffer.from(index.bytes).toString("utf8");
+  const tags = planTags(opts.tags, await current, index.digest, opts.dryRun);
+  if (opts.dryRun) logDryRun(tags, index.digest, log);
+  else {
+    const self = {
+      kind: "image",
+      descriptor: { mediaType: index.mediaType, digest: index.digest, size: index.bytes.length },
+      source: spec.ref,
+      sourceInput: spec.input
+    };
+    const plan = { children: [...children, ...nested, self], index: { ...index, json } };
+    await apply(client, store, opts, targets, plan, tags, log);
+  }
+  return promotionResult(promoted, json, targets, tags);
 }
+function refuseChanges(opts) {
+  const { sources } = opts;
+  if (sources.length !== 1) {
+    throw new MergeInputError(
+      `input preserve-digest: the sources must be exactly one index to promote, but ${sources.length} are given (sources: ${sources.map((s) => s.input).join(", ")}); without preserve-digest they are merged into a new index`
+    );
+  }
+  const problems = [];
+  if (opts.platforms)
+    problems.push(
+      `input platforms (${opts.platforms.map(formatPlatformFull).join(", ")}) would leave entries out`
+    );
+  if (opts.attestations !== "keep")
+    problems.push(
+      `input attestations: ${opts.attestations} would take out or rewrite its attestation manifests`
+    );
+  const index = Object.keys(opts.annotations);
+  const descriptor = Object.keys(opts.descriptorAnnotations ?? {});
+  const byPlatform = (opts.platformDescriptorAnnotations ?? []).map(
+    (a) => `manifest-descriptor[${a.platforms.map(formatPlatformFull).join(",")}]:${a.key}`
+  );
+  if (index.length)
+    problems.push(
+      `input annotations (or github-annotations) would set the index annotation(s) ${index.join(", ")}`
+    );
+  if (descriptor.length || byPlatform.length)
+    problems.push(
+      `input annotations would set the descriptor annotation(s) ${[...descriptor.map((k) => `manifest-descriptor:${k}`), ...byPlatform].join(", ")}`
+    );
+  if (opts.append)
+    problems.push(`input append would merge it with what ${formatReference(opts.tags[0])} holds`);
+  if (problems.length)
+    throw new MergeInputError(
+      `input preserve-digest: the index of ${sources[0].input} is promoted unchanged, but ${problems.join("; ")}. Remove ${problems.length > 1 ? "these inputs" : "that input"}, or drop preserve-digest to merge into a new index`
+    );
+}
+async function resolveIndex(store, opts, spec, log) {
+  const children = await resolveSources(store, [spec]);
+  const index = await store.get(spec.ref, spec.ref.digest ?? spec.ref.tag ?? "latest");
+  const { mediaType } = parseManifest(index, `source ${spec.input}`);
+  if (!isIndexType(mediaType)) {
+    throw new MergeInputError(
+      `input preserve-digest: source ${spec.input} is an image manifest (${mediaType}), not an index; preserve-digest promotes an index as it is (leave it out to make an index of the image)`
+    );
+  }
+  const wanted = opts.format === "oci" ? OCI_INDEX : opts.format === "docker" ? DOCKER_LIST : "";
+  if (wanted && wanted !== mediaType) {
+    throw new MergeInputError(
+      `input preserve-digest: source ${spec.input} is ${mediaType}, but input format: ${opts.format} asks for ${wanted}, which would be another digest; set format: auto`
+    );
+  }
+  for (const c of children) log.info(describeEntry(c));
+  const images = children.filter((c) => c.kind === "image");
+  if (opts.requirePlatforms) {
+    const problem = checkRequiredPlatforms(
+      images,
+      opts.requirePlatforms,
+      !!opts.allowExtraPlatforms,
+      [spec.input]
+    );
+    if (problem) throw new MergeInputError(problem);
+  }
+  const nested = await nestedIndexes(store, spec, index, /* @__PURE__ */ new Set([index.digest]));
+  log.info(
+    `index ${index.digest} (${mediaType}, ${children.length} entries${nested.length ? ` in ${nested.length + 1} indexes` : ""}) promoted unchanged (preserve-digest): every tag gets its bytes as they are`
+  );
+  return { index, children, nested };
+}
+async function nestedIndexes(store, spec, raw, seen) {
+  const parsed = parseManifest(raw, `source ${spec.input} (index ${raw.digest})`);
+  if (parsed.kind !== "index") return [];
+  const out = [];
+  for (const descriptor of parsed.index.manifests) {
+    if (!isIndexType(descriptor.mediaType) || seen.has(descriptor.digest)) continue;
+    seen.add(descriptor.digest);
+    const inner = await store.get(spec.ref, descriptor.digest);
+    out.push(...await nestedIndexes(store, spec, inner, seen));
+    out.push({ kind: "image", descriptor, source: spec.ref, sourceInput: spec.input });
+  }
+  return out;
+}
+function describeEntry(c) {
+  const p = c.descriptor.platform;
+  const what = c.kind === "image" && p ? formatPlatformFull(p) : `${entryName(c)} for ${c.subject ?? "?"}`;
+  return `${c.sourceInput}: ${what} ${c.descriptor.digest} (${c.descriptor.mediaType})`;
+}
+function promotionResult(promoted, json, targets, tags) {
+  const { index, children } = promoted;
+  const images = children.filter((c) => c.kind === "image");
+  const platforms = images.map((c) => c.descriptor.platform);
+  const attestations = {};
+  for (const img of images) {
+    const n = children.filter(
+      (c) => c.kind === "attestation" && !c.referenceType && c.subject === img.descriptor.digest
+    ).length;
+    attestations[img.descriptor.digest] = n ? `kept (${n})` : "none";
+  }
+  return {
+    index: { ...index, json },
+    children,
+    decisions: [`preserve-digest: ${index.digest} promoted unchanged`],
+    images: targets.map((t) => `${repoName(t)}@${index.digest}`),
+    tags,
+    platforms: platformNames(platforms),
+    platformDigests: Object.fromEntries(
+      images.map((c) => [
+        formatPlatformFull(c.descriptor.platform),
+        c.descriptor.digest
+      ])
+    ),
+    attestations
+  };
+}
+
+// src/provenance.ts
+async function stripProvenanceFrom(store, children, decisions) {
+  const rewritten = await allSettledOrThrow(
+    children.map(async (c) => {
+      if (c.kind !== "attestation" || c.referenceType) return c;
+      const raw = await store.get(c.source, c.descriptor.digest);
+      const parsed = parseManifest(raw, `attestation ${raw.digest} of ${c.sourceInput}`);
+      if (parsed.kind !== "image") return c;
+      if (!parsed.manifest.layers.some((l) => isProvenance(l.annotations?.[PREDICATE_TYPE_KEY]))) {
+        decisions.push(
+          `keep attestation ${raw.digest} of ${c.subject ?? "?"}: it holds no provenance`
+        );
+        return c;
+      }
+      const config = await store.config(c.source, parsed.manifest.config.digest);
+      const r = stripProvenance(parsed.manifest, parsed.mediaType, config);
+      if (r === "unchanged") return c;
+      if (r === "empty") {
+        decisions.push(
+          `drop attestation ${raw.digest} of ${c.subject ?? "?"}: it held only provenance`
+        );
+        return void 0;
+      }
+      decisions.push(
+        `rewrite attestation ${raw.digest} of ${c.subject ?? "?"} without ${r.removed.join(", ")} -> ${r.manifest.digest}`
+      );
+      return {
+        ...c,
+        descriptor: { ...c.descriptor, digest: r.manifest.digest, size: r.manifest.bytes.length },
+        rewritten: r.manifest,
+        newBlobs: [{ digest: r.config.digest, bytes: r.config.bytes }]
+      };
+    })
+  );
+  return rewritten.filter((c) => c !== void 0);
+}
+
+// src/merge.ts
 async function merge(client, opts, log) {
+  if (opts.preserveDigest) return promote(client, opts, log);
   const targets = uniqueRepos(opts.tags);
   for (const t of targets) client.declare(t, opts.dryRun ? ["pull"] : ["pull", "push"]);
   for (const s of uniqueRepos(opts.sources.map((s2) => s2.ref))) client.declare(s, ["pull"]);
@@ -30624,29 +30938,13 @@ function createStore(client, opts, targets) {
   return store;
 }
 function copiedFrom(opts, targets) {
-  return (repo) => !opts.dryRun && (opts.attestations === "strip-provenance" || targets.some((t) => !sameRepository(t, repo)));
+  return (repo) => !opts.dryRun && (stripsProvenance(opts.attestations) || asReferrers(opts.attestations) || targets.some((t) => !sameRepository(t, repo)));
 }
 function readTag(store, tag) {
   return store.get(tag, tag.tag ?? "latest").catch((e) => {
     if (isAbsent(e)) return void 0;
     throw e;
   });
-}
-function currentDigests(client, tags, appendBase, log) {
-  return Promise.all(
-    tags.map((t, i) => {
-      if (i === 0 && appendBase) return appendBase.then((m) => m?.digest).catch(() => void 0);
-      return client.headManifest(t, t.tag ?? "latest").then(
-        (head) => head?.digest,
-        (e) => {
-          log.debug(
-            `HEAD ${formatReference(t)} failed (${e.message}); it will be pushed`
-          );
-          return void 0;
-        }
-      );
-    })
-  );
 }
 async function resolveAndPlan(store, opts, targets, appendBase, log) {
   const [fromSources, existing] = await Promise.all([
@@ -30655,23 +30953,27 @@ async function resolveAndPlan(store, opts, targets, appendBase, log) {
   ]);
   const all = [...existing, ...fromSources];
   for (const c of all) log.info(describeFound(c));
+  const placement = asReferrers(opts.attestations) ? "keep" : opts.attestations;
   const entries = selectEntries(
     all,
-    opts,
+    { ...opts, attestations: placement },
     opts.sources.map((s) => s.input)
   );
   let children = entries.children;
-  if (opts.attestations === "strip-provenance") {
+  if (stripsProvenance(opts.attestations)) {
     children = await stripProvenanceFrom(store, children, entries.decisions);
   }
   const copied = copiedFrom(opts, targets);
   const fetched = await fetchedManifests(store, children, copied);
   children = describedAsFetched(children, fetched, entries.decisions);
+  let attached = [];
+  if (asReferrers(opts.attestations))
+    ({ children, attached } = await attachAsReferrers(store, children, entries.decisions));
   const annotations = appendBase ? keptAnnotations(await appendBase, opts, entries.decisions) : opts.annotations;
   for (const d of entries.decisions) log.info(d);
   const { index, children: indexed } = planIndex(children, { ...opts, annotations });
   log.info(`index ${index.digest} (${index.mediaType}, ${indexed.length} entries)`);
-  return { all, children: indexed, decisions: entries.decisions, index };
+  return { all, children: indexed, attached, decisions: entries.decisions, index };
 }
 async function fetchedManifests(store, children, copied) {
   const out = /* @__PURE__ */ new Map();
@@ -30690,8 +30992,14 @@ function keptAnnotations(held, opts, decisions) {
   const old = parsed?.kind === "index" ? parsed.index.annotations ?? {} : {};
   const keys = Object.keys(old).filter((k) => typeof old[k] === "string");
   if (!keys.length) return opts.annotations;
-  const replaced = keys.filter((k) => k in opts.annotations);
-  const kept = keys.filter((k) => !(k in opts.annotations));
+  if (opts.format === "docker") {
+    decisions.push(
+      `append: drop the index annotations the tag holds (${keys.join(", ")}): format docker makes a Docker list, which cannot carry them`
+    );
+    return opts.annotations;
+  }
+  const replaced = keys.filter((k) => Object.hasOwn(opts.annotations, k));
+  const kept = keys.filter((k) => !Object.hasOwn(opts.annotations, k));
   if (kept.length)
     decisions.push(`append: keep the index annotations the tag holds: ${kept.join(", ")}`);
   if (replaced.length)
@@ -30714,13 +31022,6 @@ function describeFound(c) {
   const what = c.kind === "image" && p ? formatPlatformFull(p) : `${entryName(c)} for ${c.subject ?? "?"}`;
   return `${c.sourceInput}: ${what} ${c.descriptor.digest} (${c.descriptor.mediaType})`;
 }
-function logDryRun(tags, digest, log) {
-  for (const t of tags) {
-    log.info(
-      t.outcome === "unchanged" ? `${t.ref} already points at ${digest}` : `dry-run: would push ${t.ref} (now ${t.previous ?? "absent"})`
-    );
-  }
-}
 function mergeResult(opts, targets, plan, tags) {
   const { index, children } = plan;
   const images = children.filter((c) => c.kind === "image");
@@ -30735,14 +31036,12 @@ function mergeResult(opts, targets, plan, tags) {
     tags,
     platforms: platformNames(images.map((c) => c.descriptor.platform)),
     platformDigests,
-    attestations: describeAttestations(plan.all, children, opts.attestations)
+    attestations: describeAttestations(
+      plan.all,
+      [...children, ...plan.attached ?? []],
+      opts.attestations
+    )
   };
-}
-function platformNames(platforms) {
-  const short = platforms.map(formatPlatform);
-  return platforms.map(
-    (p, i) => short.indexOf(short[i]) !== short.lastIndexOf(short[i]) ? formatPlatformFull(p) : short[i]
-  );
 }
 function describeAttestations(all, kept, mode) {
   const out = {};
@@ -30751,7 +31050,7 @@ function describeAttestations(all, kept, mode) {
     const attests = (c) => c.kind === "attestation" && !c.referenceType && c.subject === d;
     const had = all.filter(attests).length;
     const has = kept.filter(attests).length;
-    out[d] = had === 0 ? "none" : mode === "strip" ? `stripped (${had})` : mode === "strip-provenance" ? `provenance stripped (${has} of ${had} kept)` : `kept (${has})`;
+    out[d] = had === 0 ? "none" : mode === "strip" ? `stripped (${had})` : mode === "strip-provenance" ? `provenance stripped (${has} of ${had} kept)` : mode === "referrers" ? `attached as referrers (${has})` : mode === "referrers-strip-provenance" ? `provenance stripped, attached as referrers (${has} of ${had})` : `kept (${has})`;
   }
   return out;
 }
@@ -31013,7 +31312,7 @@ async function run() {
       process.env,
       githubContext()
     );
-    if (inputs.ignoredAnnotations.length && !Object.keys(inputs.annotations).length && !Object.keys(inputs.descriptorAnnotations).length) {
+    if (inputs.ignoredAnnotations.length && !Object.keys(inputs.annotations).length && !Object.keys(inputs.descriptorAnnotations).length && !inputs.platformDescriptorAnnotations.length) {
       actionLog.warning(
         "no annotation applies to an index: docker/metadata-action writes manifest: lines by default; set DOCKER_METADATA_ANNOTATIONS_LEVELS: index,manifest-descriptor on it"
       );

@@ -7,12 +7,13 @@ import { ensureChildren, TargetCopier } from './copy.js'
 import type { Logger } from './logger.js'
 import type { ManifestStore } from './manifest-store.js'
 import type { MergeOptions } from './merge.js'
-import { copyAttached, findAttached } from './referrers.js'
+import { copyAttached, findAttached, listAsReferrers } from './referrers.js'
 import type { RegistryClient } from './registry/client.js'
 import {
   detailsOf,
   isDenied,
   isContentRefused,
+  isForbiddenAsInvalid,
   isTagConflict,
   RegistryError
 } from './registry/errors.js'
@@ -21,7 +22,10 @@ import { allSettledOrThrow } from './util/limiter.js'
 /** Tag pushes and putting tags back may finish a little past the deadline, rather than leave tags split. */
 const FINAL = { final: true }
 
-export type ApplyOptions = Pick<MergeOptions, 'tags' | 'onConflict' | 'copyReferrers' | 'deadline'>
+export type ApplyOptions = Pick<
+  MergeOptions,
+  'tags' | 'onConflict' | 'copyReferrers' | 'deadline' | 'preserveDigest'
+>
 
 /** Copies, then pushes; `results` (from planTags) record what each tag push did. */
 export async function apply(
@@ -35,7 +39,7 @@ export async function apply(
 ): Promise<void> {
   const pushTargets = reposToPush(targets, opts.tags, results)
   await log.group('Copy children into target repositories', () =>
-    copyChildren(client, store, opts, targets, pushTargets, plan.children, log)
+    copyChildren(client, store, opts, targets, pushTargets, plan, log)
   )
   if (opts.deadline !== undefined && Date.now() > opts.deadline) {
     throw new RegistryError(
@@ -51,21 +55,53 @@ async function copyChildren(
   opts: ApplyOptions,
   targets: Repository[],
   pushTargets: Repository[],
-  children: Child[],
+  plan: IndexPlan,
   log: Logger
 ): Promise<void> {
+  const { children, attached: referrers = [] } = plan
   // Every child must be in every target before any tag moves: a failure leaves all tags as they were.
   const copiers = targets.map((t) => new TargetCopier(client, t, (d) => store.knownConfig(d)))
   const pushing = copiers.filter((c) => pushTargets.includes(c.target))
   const [attached] = await Promise.all([
     opts.copyReferrers ? findAttached(client, store, children, log) : [],
-    allSettledOrThrow(pushing.map((c) => ensureChildren(c, store, children)))
+    allSettledOrThrow(
+      pushing.map(async (c) => {
+        // Attestations as referrers are pushed after their images (ensureChildren's order).
+        await ensureChildren(c, store, [...children, ...referrers])
+        await registerReferrers(client, c.target, referrers, log)
+      })
+    )
   ])
   // Referrers change after the index is made (signing), so they are copied even to current tags.
   if (attached.length)
     await allSettledOrThrow(copiers.map((c) => copyAttached(client, c, attached, log)))
   for (const c of pushing) log.info(c.describe())
   if (pushTargets.length === 0) log.info('every tag is already current: nothing to copy')
+}
+
+/** Lists each attestation pushed as a referrer under its image, where the registry needs that. */
+async function registerReferrers(
+  client: RegistryClient,
+  target: Repository,
+  referrers: Child[],
+  log: Logger
+): Promise<void> {
+  const bySubject = new Map<string, Child[]>()
+  for (const r of referrers)
+    bySubject.set(r.subject ?? '', [...(bySubject.get(r.subject ?? '') ?? []), r])
+  await allSettledOrThrow(
+    [...bySubject].map(async ([subject, list]) => {
+      await listAsReferrers(
+        client,
+        target,
+        subject,
+        list.map((r) => r.descriptor)
+      )
+      log.info(
+        `${repoName(target)}: ${list.length} attestation(s) attached to ${subject} as referrers`
+      )
+    })
+  )
 }
 
 async function pushTags(
@@ -110,11 +146,11 @@ async function pushTag(
     await client.putManifest(t, t.tag ?? 'latest', index, FINAL)
   } catch (e) {
     if (!(e instanceof RegistryError)) throw e
-    if (isContentRefused(e)) throw indexRefused(e, r, plan)
+    if (isContentRefused(e)) throw indexRefused(e, r, plan, !!opts.preserveDigest)
     if (!isTagConflict(e) || !r.previous) throw e
     // A 403 is a conflict only if pushing as such is allowed: storing the index by digest
     // tells a tag that may not move from credentials that may not push at all.
-    if (isDenied(e) && opts.onConflict !== 'fail')
+    if ((isDenied(e) || isForbiddenAsInvalid(e)) && opts.onConflict !== 'fail')
       await client.putManifest(t, index.digest, index, FINAL)
     handleConflict(opts, t, r, e, log)
     r.outcome = 'skipped'
@@ -142,11 +178,20 @@ function handleConflict(
   }
 }
 
-function indexRefused(e: RegistryError, r: TagResult, plan: IndexPlan): RegistryError {
+function indexRefused(
+  e: RegistryError,
+  r: TagResult,
+  plan: IndexPlan,
+  preserved: boolean
+): RegistryError {
   const { index, children } = plan
-  const advice = indexRefusalAdvice(index, children)
+  // A promoted index cannot change to suit the registry: only a merge can.
+  const advice = preserved
+    ? 'preserve-digest pushes the index as it is: promote without preserve-digest to let the index change'
+    : indexRefusalAdvice(index, children)
+  const what = preserved ? 'promoted unchanged' : `${children.length} entries`
   return new RegistryError(
-    `registry ${e.registry ?? '?'} refused the index ${index.digest} (${index.mediaType}, ${children.length} entries) for ${r.ref}: ${e.message}${advice ? `. ${advice}` : ''}`,
+    `registry ${e.registry ?? '?'} refused the index ${index.digest} (${index.mediaType}, ${what}) for ${r.ref}: ${e.message}${advice ? `. ${advice}` : ''}`,
     detailsOf(e)
   )
 }

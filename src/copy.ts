@@ -1,6 +1,7 @@
 // Making every child present in a target repository before the index is PUT there:
 // blobs are mounted across repositories of one registry (falling back to a streamed upload)
-// or streamed across registries, then child manifests are PUT by digest with their exact bytes.
+// or streamed across registries, then child manifests are PUT by digest with their exact bytes
+// (an index, as preserve-digest copies them, once its entries are there).
 import { entryName, type Child } from './core/children.js'
 import { blobsOf, parseManifest, type RawManifest } from './core/manifest.js'
 import { repoName, sameRepository, type Repository } from './core/reference.js'
@@ -18,7 +19,7 @@ export interface CopyStats {
   uploaded: number
 }
 
-/** Copies image manifests into one target repository; each blob and manifest once. */
+/** Copies manifests into one target repository; each blob and manifest once. */
 export class TargetCopier {
   readonly stats: CopyStats = { manifests: 0, mounted: 0, streamed: 0, present: 0, uploaded: 0 }
   private readonly blobs = new OnceMap<void>()
@@ -32,9 +33,10 @@ export class TargetCopier {
   ) {}
 
   /**
-   * Puts `raw` (an image manifest from `source`, or made by this run with `newBlobs`) into the
-   * target. Its manifest is PUT only once `ready` settles: the copy of the manifest its
-   * `subject` names, which some registries require to be there first.
+   * Puts `raw` (an image manifest from `source`, or made by this run with `newBlobs`; or an
+   * index, which holds no blobs) into the target. Its manifest is PUT only once `ready`
+   * settles: the copies of the manifest its `subject` names and of an index's entries, which
+   * registries require to be there first.
    */
   copy(
     raw: RawManifest,
@@ -45,10 +47,9 @@ export class TargetCopier {
   ): Promise<void> {
     return this.manifests.get(raw.digest, async () => {
       const parsed = parseManifest(raw, `${what} (${raw.digest})`)
-      if (parsed.kind !== 'image')
-        throw new Error(`${what}: ${raw.digest} is not an image manifest`)
+      const blobs = parsed.kind === 'image' ? blobsOf(parsed.manifest) : []
       await allSettledOrThrow(
-        blobsOf(parsed.manifest).map((b) =>
+        blobs.map((b) =>
           // A blob shared by several manifests (a base layer) is handled once per target.
           this.blobs.get(b.digest, async () => {
             const made = newBlobs.find((n) => n.digest === b.digest)
@@ -99,7 +100,8 @@ export class TargetCopier {
  * Copies every child that is not already in the target (same repository) or was made by this
  * run. A manifest whose `subject` is another child is PUT after it: GitLab refuses a manifest
  * whose subject is not in the repository yet (400 MANIFEST_BLOB_UNKNOWN; moby/buildkit#7007,
- * #7012), and BuildKit 0.32+ attestations carry a subject.
+ * #7012), and BuildKit 0.32+ attestations carry a subject. An index among the children (as
+ * preserve-digest copies them) is PUT after its entries, which must be children too.
  */
 export async function ensureChildren(
   copier: TargetCopier,
@@ -107,6 +109,9 @@ export async function ensureChildren(
   children: Child[]
 ): Promise<void> {
   const copies = new Map<string, Promise<void>>()
+  // Every copy starts once all are registered, so each finds the copies it must wait for.
+  let start = (): void => undefined
+  const registered = new Promise<void>((resolve) => (start = resolve))
   for (const c of children) {
     if (c.rewritten === undefined && sameRepository(c.source, copier.target)) continue
     const digest = c.descriptor.digest
@@ -114,18 +119,32 @@ export async function ensureChildren(
     copies.set(
       digest,
       (async () => {
+        await registered
         const raw = c.rewritten ?? (await store.get(c.source, digest))
-        const subject = subjectOf(raw)
-        // Read once every copy is registered; a subject is never its own referrer (a hash cycle).
-        const ready = subject && subject !== digest ? copies.get(subject) : undefined
+        // A subject is never its own referrer, nor an index its own entry (a hash cycle).
+        const entries = entriesOf(raw)
+        if (entries.some((d) => !copies.has(d)))
+          throw new Error(`${c.sourceInput}: ${digest} is an index, not an image manifest`)
+        const first = [subjectOf(raw), ...entries]
+          .filter((d) => d !== undefined && d !== digest)
+          .map((d) => copies.get(d as string))
+          .filter((p) => p !== undefined)
+        const ready = first.length > 1 ? Promise.all(first).then(() => undefined) : first[0]
+        // Awaited by the copy unless it fails first; the failure is reported by its own copy.
+        ready?.catch(() => undefined)
         try {
           await copier.copy(raw, c.source, c.sourceInput, c.newBlobs, ready)
         } catch (e) {
-          throw c.kind === 'attestation' && isContentRefused(e) ? attestationRefused(e, c) : e
+          // Only the refusal of this manifest's own PUT, not of a blob or of what it waited for.
+          const own = e instanceof RegistryError && e.request === `PUT manifest ${digest}`
+          throw own && c.kind === 'attestation' && isContentRefused(e)
+            ? attestationRefused(e, c)
+            : e
         }
       })()
     )
   }
+  start()
   await allSettledOrThrow([...copies.values()])
 }
 
@@ -139,6 +158,19 @@ export function subjectOf(raw: RawManifest): string | undefined {
     return typeof digest === 'string' ? digest : undefined
   } catch {
     return undefined
+  }
+}
+
+/** The digests an index lists as its entries; none for an image manifest. */
+function entriesOf(raw: RawManifest): string[] {
+  try {
+    const doc = JSON.parse(Buffer.from(raw.bytes).toString('utf8')) as { manifests?: unknown }
+    if (!Array.isArray(doc?.manifests)) return []
+    return (doc.manifests as Array<{ digest?: unknown }>)
+      .map((d) => d?.digest)
+      .filter((d): d is string => typeof d === 'string')
+  } catch {
+    return []
   }
 }
 

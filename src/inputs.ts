@@ -12,7 +12,7 @@ import {
 } from './core/reference.js'
 import { UserError } from './errors.js'
 import type { Credential } from './registry/credentials.js'
-import type { MergeOptions } from './merge.js'
+import type { MergeOptions, PlatformAnnotations } from './merge.js'
 import type { SourceSpec } from './resolve.js'
 
 /** Everything the action reads: what the merge does, and how the client talks to registries. */
@@ -57,6 +57,7 @@ export const INPUT_NAMES = [
   'append',
   'on-conflict',
   'copy-referrers',
+  'preserve-digest',
   'dry-run',
   'max-concurrency',
   'retries',
@@ -290,15 +291,18 @@ function parseSources(get: InputReader, tags: Reference[]): SourceSpec[] {
 interface Annotations {
   index: Record<string, string>
   descriptor: Record<string, string>
+  byPlatform: PlatformAnnotations[]
   ignored: string[]
 }
 
 /**
- * key=value lines for the index; docker/metadata-action's prefixed lines are accepted as it emits
- * them: `index:` for the index, `manifest-descriptor:` for each image entry, other levels ignored.
+ * key=value lines for the index; docker/metadata-action's prefixed lines are accepted as it and
+ * buildx write them: `index:` for the index, `manifest-descriptor:` for each image entry,
+ * `manifest-descriptor[linux/arm64,...]:` for the entries of those platforms; other levels are
+ * ignored.
  */
 function parseAnnotations(value: string): Annotations {
-  const out: Annotations = { index: {}, descriptor: {}, ignored: [] }
+  const out: Annotations = { index: {}, descriptor: {}, byPlatform: [], ignored: [] }
   for (const line of value.split('\n').map((l) => l.trim())) {
     if (!line || line.startsWith('#')) continue
     const i = line.indexOf('=')
@@ -311,11 +315,25 @@ function parseAnnotations(value: string): Annotations {
       level = prefix[1]
       key = prefix[2]
     }
+    const platforms = /^manifest-descriptor\[(.*)\]$/.exec(level)?.[1]
     if (level === 'index') out.index[key] = val
     else if (level === 'manifest-descriptor') out.descriptor[key] = val
+    else if (platforms !== undefined)
+      out.byPlatform.push({ platforms: annotationPlatforms(platforms, line), key, value: val })
     else out.ignored.push(line)
   }
   return out
+}
+
+/** The platforms of a `manifest-descriptor[...]` line: one or more, comma-separated. */
+function annotationPlatforms(list: string, line: string): Platform[] {
+  const specs = list.split(',').map((s) => s.trim())
+  return specs.map((spec) => {
+    const p = spec ? parsePlatform(spec) : 'an empty platform'
+    if (typeof p === 'string')
+      throw new InputError(`input annotations: "${line}" names the platform "${spec}": ${p}`)
+    return p
+  })
 }
 
 function parseCredentials(
@@ -377,8 +395,10 @@ export function parseInputs(
   const credentials = parseCredentials(get, tags, onSecret)
   const sources = parseSources(get, tags)
   // Like the tags, metadata-action's annotations come from its environment when not given.
+  // A promotion changes nothing it was not asked to: metadata-action's variable is not read.
+  const preserve = bool(get, 'preserve-digest')
   const annotations = parseAnnotations(
-    get('annotations') || (env.DOCKER_METADATA_OUTPUT_ANNOTATIONS ?? '')
+    get('annotations') || (preserve ? '' : (env.DOCKER_METADATA_OUTPUT_ANNOTATIONS ?? ''))
   )
   if (bool(get, 'github-annotations')) {
     if (!github) {
@@ -398,19 +418,21 @@ export function parseInputs(
     attestations: choice(
       get,
       'attestations',
-      ['keep', 'strip', 'strip-provenance'] as const,
+      ['keep', 'strip', 'strip-provenance', 'referrers', 'referrers-strip-provenance'] as const,
       'keep'
     ),
     platforms: platformList(get, 'platforms'),
     onDuplicate: choice(get, 'on-duplicate', ['error', 'first', 'last'] as const, 'error'),
     annotations: annotations.index,
     descriptorAnnotations: annotations.descriptor,
+    platformDescriptorAnnotations: annotations.byPlatform,
     ignoredAnnotations: annotations.ignored,
     requirePlatforms: platformList(get, 'require-platforms'),
     allowExtraPlatforms: bool(get, 'allow-extra-platforms'),
     append: bool(get, 'append'),
     onConflict: choice(get, 'on-conflict', ['fail', 'skip', 'warn'] as const, 'fail'),
     copyReferrers: bool(get, 'copy-referrers'),
+    preserveDigest: preserve,
     dryRun: bool(get, 'dry-run'),
     maxConcurrency: int(get, 'max-concurrency', 32, 1, 128),
     retries: int(get, 'retries', 10, 0, 20),

@@ -59,7 +59,8 @@ export async function run(): Promise<void> {
     if (
       inputs.ignoredAnnotations.length &&
       !Object.keys(inputs.annotations).length &&
-      !Object.keys(inputs.descriptorAnnotations).length
+      !Object.keys(inputs.descriptorAnnotations).length &&
+      !inputs.platformDescriptorAnnotations.length
     ) {
       log.warning(
         'no annotation applies to an index: docker/metadata-action writes manifest: lines by default; set DOCKER_METADATA_ANNOTATIONS_LEVELS: index,manifest-descriptor on it'

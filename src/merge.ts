@@ -1,6 +1,14 @@
 // The merge: resolve the sources, plan the index and what each tag does, then apply the plan.
 import { apply } from './apply.js'
-import { entryName, type AttestationMode, type Child, type OnDuplicate } from './core/children.js'
+import { attachAsReferrers } from './attach.js'
+import {
+  asReferrers,
+  entryName,
+  stripsProvenance,
+  type AttestationMode,
+  type Child,
+  type OnDuplicate
+} from './core/children.js'
 import type { IndexFormat } from './core/index-builder.js'
 import { parseManifest, type RawManifest } from './core/manifest.js'
 import {
@@ -9,18 +17,22 @@ import {
   planTags,
   selectEntries,
   type IndexPlan,
+  type PlatformAnnotations,
   type TagResult
 } from './core/plan.js'
-import { formatPlatform, formatPlatformFull, type Platform } from './core/platform.js'
+import { formatPlatformFull, platformNames, type Platform } from './core/platform.js'
 import {
   formatReference,
   repoName,
   sameRepository,
   type Reference,
-  type Repository
+  type Repository,
+  uniqueRepos
 } from './core/reference.js'
 import type { Logger } from './logger.js'
 import { ManifestStore } from './manifest-store.js'
+import { currentDigests, logDryRun } from './tag-state.js'
+import { promote } from './promote.js'
 import { stripProvenanceFrom } from './provenance.js'
 import type { RegistryClient } from './registry/client.js'
 import { isAbsent } from './registry/errors.js'
@@ -37,17 +49,23 @@ export interface MergeOptions {
   annotations: Record<string, string>
   /** Added to every image descriptor (metadata-action's manifest-descriptor: level). */
   descriptorAnnotations?: Record<string, string>
+  /** Added to the image descriptors of some platforms (`manifest-descriptor[linux/arm64]:`). */
+  platformDescriptorAnnotations?: PlatformAnnotations[]
   requirePlatforms?: Platform[]
   allowExtraPlatforms?: boolean
   append?: boolean
   onConflict?: OnConflict
   copyReferrers?: boolean
+  /** The one source index goes to every tag byte for byte; anything that would change it fails. */
+  preserveDigest?: boolean
   /** Epoch ms after which no tag is pushed (the step's time budget). */
   deadline?: number
   dryRun: boolean
 }
 
 export type OnConflict = 'fail' | 'skip' | 'warn'
+
+export type { PlatformAnnotations }
 
 export interface MergeResult {
   index: RawManifest & { json: string }
@@ -68,17 +86,12 @@ interface Planned extends IndexPlan {
   decisions: string[]
 }
 
-function uniqueRepos(refs: Repository[]): Repository[] {
-  const map = new Map<string, Repository>()
-  for (const r of refs) map.set(repoName(r), { registry: r.registry, repository: r.repository })
-  return [...map.values()]
-}
-
 export async function merge(
   client: RegistryClient,
   opts: MergeOptions,
   log: Logger
 ): Promise<MergeResult> {
+  if (opts.preserveDigest) return promote(client, opts, log)
   const targets = uniqueRepos(opts.tags)
   for (const t of targets) client.declare(t, opts.dryRun ? ['pull'] : ['pull', 'push'])
   for (const s of uniqueRepos(opts.sources.map((s) => s.ref))) client.declare(s, ['pull'])
@@ -111,7 +124,9 @@ function createStore(
 function copiedFrom(opts: MergeOptions, targets: Repository[]): (repo: Repository) => boolean {
   return (repo) =>
     !opts.dryRun &&
-    (opts.attestations === 'strip-provenance' || targets.some((t) => !sameRepository(t, repo)))
+    (stripsProvenance(opts.attestations) ||
+      asReferrers(opts.attestations) ||
+      targets.some((t) => !sameRepository(t, repo)))
 }
 
 /** What a tag holds, or undefined when it does not exist (yet). */
@@ -120,29 +135,6 @@ function readTag(store: ManifestStore, tag: Reference): Promise<RawManifest | un
     if (isAbsent(e)) return undefined
     throw e
   })
-}
-
-/** The digest each tag holds now; a tag that cannot be read is taken as absent, so pushed. */
-function currentDigests(
-  client: RegistryClient,
-  tags: Reference[],
-  appendBase: Promise<RawManifest | undefined> | undefined,
-  log: Logger
-): Promise<Array<string | undefined>> {
-  return Promise.all(
-    tags.map((t, i) => {
-      if (i === 0 && appendBase) return appendBase.then((m) => m?.digest).catch(() => undefined)
-      return client.headManifest(t, t.tag ?? 'latest').then(
-        (head) => head?.digest,
-        (e: unknown) => {
-          log.debug(
-            `HEAD ${formatReference(t)} failed (${(e as Error).message}); it will be pushed`
-          )
-          return undefined
-        }
-      )
-    })
-  )
 }
 
 async function resolveAndPlan(
@@ -158,26 +150,31 @@ async function resolveAndPlan(
   ])
   const all = [...existing, ...fromSources]
   for (const c of all) log.info(describeFound(c))
+  // Attestations go to the referrers as they would go into the index: after their image.
+  const placement = asReferrers(opts.attestations) ? 'keep' : opts.attestations
   const entries = selectEntries(
     all,
-    opts,
+    { ...opts, attestations: placement },
     opts.sources.map((s) => s.input)
   )
   let children = entries.children
   // Stays outside the plan: it fetches each attestation to see what it holds.
-  if (opts.attestations === 'strip-provenance') {
+  if (stripsProvenance(opts.attestations)) {
     children = await stripProvenanceFrom(store, children, entries.decisions)
   }
   const copied = copiedFrom(opts, targets)
   const fetched = await fetchedManifests(store, children, copied)
   children = describedAsFetched(children, fetched, entries.decisions)
+  let attached: Child[] = []
+  if (asReferrers(opts.attestations))
+    ({ children, attached } = await attachAsReferrers(store, children, entries.decisions))
   const annotations = appendBase
     ? keptAnnotations(await appendBase, opts, entries.decisions)
     : opts.annotations
   for (const d of entries.decisions) log.info(d)
   const { index, children: indexed } = planIndex(children, { ...opts, annotations })
   log.info(`index ${index.digest} (${index.mediaType}, ${indexed.length} entries)`)
-  return { all, children: indexed, decisions: entries.decisions, index }
+  return { all, children: indexed, attached, decisions: entries.decisions, index }
 }
 
 /**
@@ -214,8 +211,14 @@ function keptAnnotations(
   const old = parsed?.kind === 'index' ? (parsed.index.annotations ?? {}) : {}
   const keys = Object.keys(old).filter((k) => typeof old[k] === 'string')
   if (!keys.length) return opts.annotations
-  const replaced = keys.filter((k) => k in opts.annotations)
-  const kept = keys.filter((k) => !(k in opts.annotations))
+  if (opts.format === 'docker') {
+    decisions.push(
+      `append: drop the index annotations the tag holds (${keys.join(', ')}): format docker makes a Docker list, which cannot carry them`
+    )
+    return opts.annotations
+  }
+  const replaced = keys.filter((k) => Object.hasOwn(opts.annotations, k))
+  const kept = keys.filter((k) => !Object.hasOwn(opts.annotations, k))
   if (kept.length)
     decisions.push(`append: keep the index annotations the tag holds: ${kept.join(', ')}`)
   if (replaced.length)
@@ -248,16 +251,6 @@ function describeFound(c: Child): string {
   return `${c.sourceInput}: ${what} ${c.descriptor.digest} (${c.descriptor.mediaType})`
 }
 
-function logDryRun(tags: TagResult[], digest: string, log: Logger): void {
-  for (const t of tags) {
-    log.info(
-      t.outcome === 'unchanged'
-        ? `${t.ref} already points at ${digest}`
-        : `dry-run: would push ${t.ref} (now ${t.previous ?? 'absent'})`
-    )
-  }
-}
-
 function mergeResult(
   opts: MergeOptions,
   targets: Repository[],
@@ -277,19 +270,12 @@ function mergeResult(
     tags,
     platforms: platformNames(images.map((c) => c.descriptor.platform as Platform)),
     platformDigests,
-    attestations: describeAttestations(plan.all, children, opts.attestations)
+    attestations: describeAttestations(
+      plan.all,
+      [...children, ...(plan.attached ?? [])],
+      opts.attestations
+    )
   }
-}
-
-/**
- * The `platforms` output: `os/arch[/variant]`, with `:os.version` where two images would
- * otherwise read the same (Windows builds, as in Docker Hub's hello-world list).
- */
-function platformNames(platforms: Platform[]): string[] {
-  const short = platforms.map(formatPlatform)
-  return platforms.map((p, i) =>
-    short.indexOf(short[i]) !== short.lastIndexOf(short[i]) ? formatPlatformFull(p) : short[i]
-  )
 }
 
 function describeAttestations(
@@ -311,7 +297,11 @@ function describeAttestations(
           ? `stripped (${had})`
           : mode === 'strip-provenance'
             ? `provenance stripped (${has} of ${had} kept)`
-            : `kept (${has})`
+            : mode === 'referrers'
+              ? `attached as referrers (${has})`
+              : mode === 'referrers-strip-provenance'
+                ? `provenance stripped, attached as referrers (${has} of ${had})`
+                : `kept (${has})`
   }
   return out
 }

@@ -83,24 +83,13 @@ export async function copyAttached(
       await Promise.all(
         a.referrers.map((r) => copier.copy(r.raw, a.source, `referrer of ${a.subject}`))
       )
-      if (a.referrers.length) {
-        const listed = await client.listReferrers(target, a.subject)
-        const missing = a.referrers.filter(
-          (r) => !listed.descriptors.some((d) => d.digest === r.descriptor.digest)
+      if (a.referrers.length)
+        await listAsReferrers(
+          client,
+          target,
+          a.subject,
+          a.referrers.map((r) => r.descriptor)
         )
-        if (listed.via === 'tag' && missing.length) {
-          const manifests = [...listed.descriptors, ...missing.map((r) => r.descriptor)]
-          const bytes = Buffer.from(
-            JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }),
-            'utf8'
-          )
-          await client.putManifest(target, referrersTag(a.subject), {
-            bytes,
-            mediaType: OCI_INDEX,
-            digest: sha256(bytes)
-          })
-        }
-      }
       for (const c of a.cosign) {
         if (sameRepository(a.source, target)) continue
         // A signature made in the target itself (another key, a later run) is never replaced.
@@ -120,4 +109,30 @@ export async function copyAttached(
       )
     })
   )
+}
+
+/**
+ * Makes `descriptors` (manifests already pushed into `target`, each with `subject`) discoverable
+ * as referrers of `subject`: a registry with the referrers API lists them by itself; elsewhere
+ * the OCI tag-schema fallback `sha256-<hex>` is updated, keeping what it already lists.
+ */
+export async function listAsReferrers(
+  client: RegistryClient,
+  target: Repository,
+  subject: string,
+  descriptors: Descriptor[]
+): Promise<void> {
+  const listed = await client.listReferrers(target, subject)
+  const missing = descriptors.filter((r) => !listed.descriptors.some((d) => d.digest === r.digest))
+  if (listed.via !== 'tag' || !missing.length) return
+  const manifests = [...listed.descriptors, ...missing]
+  const bytes = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }),
+    'utf8'
+  )
+  await client.putManifest(target, referrersTag(subject), {
+    bytes,
+    mediaType: OCI_INDEX,
+    digest: sha256(bytes)
+  })
 }

@@ -1,6 +1,12 @@
 // Resolving sources: fetch each manifest once, unwrap indexes (recursively) into image and
 // attestation entries, and read a config only when an image's platform is not already known.
-import { attestationSubject, referenceTypeOf, unwrapIndex, type Child } from './core/children.js'
+import {
+  attestationSubject,
+  mediaTypeName,
+  referenceTypeOf,
+  unwrapIndex,
+  type Child
+} from './core/children.js'
 import {
   ManifestError,
   parseManifest,
@@ -40,7 +46,7 @@ export async function resolveSources(
 
 function noImage(spec: SourceSpec, found: Child[]): ManifestError {
   const what = found.length
-    ? `only ${found.length} entr${found.length === 1 ? 'y' : 'ies'} that belong to images (attestations or the like)`
+    ? `only ${found.length} entr${found.length === 1 ? 'y' : 'ies'} that ${found.length === 1 ? 'is' : 'are'} not an image (attestations or other unknown/unknown entries)`
     : 'no entries (an empty index)'
   return new ManifestError(
     `source ${spec.input}: it holds no image to merge, ${what}; pass the digests of the per-platform images, or check that the build that pushed it ran`
@@ -107,6 +113,8 @@ async function imageChild(
     sourceInput: spec.input
   }
 }
+
+const UNKNOWN_PLATFORM = { os: 'unknown', architecture: 'unknown' }
 
 /** What one source's walk has seen: an index reached twice is walked once. */
 interface Walk {
@@ -197,11 +205,13 @@ function companion(
 ): Child {
   return {
     kind: 'attestation',
-    descriptor,
+    // Every entry of a list or index carries a platform (Quay refuses one without:
+    // moby/buildkit#1550): one that names none is unknown/unknown, as BuildKit writes it.
+    descriptor: { ...descriptor, platform: descriptor.platform ?? UNKNOWN_PLATFORM },
     source: spec.ref,
     sourceInput: spec.input,
     subject,
-    referenceType: referenceType ?? descriptor.artifactType ?? 'unplatformed'
+    referenceType: referenceType ?? mediaTypeName(descriptor.artifactType) ?? 'unplatformed'
   }
 }
 
@@ -235,7 +245,7 @@ async function unplatformed(
   if (p.kind !== 'image')
     throw new ManifestError(`${where}: ${descriptor.digest} is not an image manifest`)
   const subject = p.manifest.subject?.digest
-  const type = p.manifest.artifactType ?? descriptor.artifactType
+  const type = mediaTypeName(p.manifest.artifactType) ?? mediaTypeName(descriptor.artifactType)
   if (subject) return companion(spec, descriptor, subject, type)
   const config = await store.config(spec.ref, p.manifest.config.digest)
   const platform = configPlatform(config, at)

@@ -1,5 +1,10 @@
 import { describe, expect, it } from '@jest/globals'
-import { stripProvenance } from '../../src/core/attestations.js'
+import {
+  asReferrerManifest,
+  ATTESTATION_ARTIFACT_TYPE,
+  EMPTY_CONFIG,
+  stripProvenance
+} from '../../src/core/attestations.js'
 import { checkRequiredPlatforms, type Child } from '../../src/core/children.js'
 import { sha256 } from '../../src/core/digest.js'
 import type { ImageManifest } from '../../src/core/manifest.js'
@@ -112,5 +117,42 @@ describe('checkRequiredPlatforms', () => {
     expect(
       checkRequiredPlatforms(have, [{ os: 'linux', architecture: 'amd64' }], true, [])
     ).toBeUndefined()
+  })
+})
+
+describe('asReferrerManifest', () => {
+  it("is BuildKit's referrer form: empty config, the same layers, the image as subject", () => {
+    expect(sha256(Buffer.from('{}'))).toBe(EMPTY_CONFIG.digest)
+    const layer = {
+      mediaType: 'application/vnd.in-toto+json',
+      digest: sha256(Buffer.from('x')),
+      size: 1,
+      annotations: { 'in-toto.io/predicate-type': 'https://spdx.dev/Document' }
+    }
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: layer.digest,
+        size: 1
+      },
+      layers: [layer]
+    }
+    const subject = {
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: sha256(Buffer.from('img')),
+      size: 7
+    }
+    const raw = asReferrerManifest(manifest, subject)
+    expect(raw.digest).toBe(sha256(raw.bytes))
+    expect(JSON.parse(Buffer.from(raw.bytes).toString('utf8'))).toEqual({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      artifactType: ATTESTATION_ARTIFACT_TYPE,
+      config: EMPTY_CONFIG,
+      layers: [layer],
+      subject
+    })
   })
 })

@@ -1,5 +1,11 @@
 import { describe, expect, it } from '@jest/globals'
-import { selectChildren, unwrapIndex, type Child } from '../../src/core/children.js'
+import {
+  mediaTypeName,
+  referenceTypeOf,
+  selectChildren,
+  unwrapIndex,
+  type Child
+} from '../../src/core/children.js'
 import { buildIndex, chooseIndexType } from '../../src/core/index-builder.js'
 import { sha256 } from '../../src/core/digest.js'
 import { parseManifest, type Descriptor, type IndexManifest } from '../../src/core/manifest.js'
@@ -34,6 +40,35 @@ describe('unwrapIndex', () => {
       ]
     }
     expect(() => unwrapIndex(idx, 'source x')).toThrow(/source x.*build cache, not an image/)
+  })
+})
+
+describe('entries that are not images', () => {
+  const entry = (annotations: Record<string, unknown>): Descriptor =>
+    ({
+      mediaType: OCI_MANIFEST,
+      digest: dg(5),
+      size: 5,
+      platform: { os: 'unknown', architecture: 'unknown' },
+      annotations
+    }) as Descriptor
+
+  it("take regctl's builder type as a companion, and only a short name as a type", () => {
+    const roles = (a: Record<string, unknown>): string =>
+      unwrapIndex({ schemaVersion: 2, manifests: [entry(a)] }, 'src')[0].role
+    expect(roles({ 'vnd.docker.reference.type': 'builder' })).toBe('companion')
+    expect(roles({ 'vnd.docker.reference.type': 'attestation-manifest' })).toBe('attestation')
+    expect(roles({ 'vnd.docker.reference.type': { x: 1 } })).toBe('unplatformed')
+    expect(roles({ 'vnd.docker.reference.type': 'a b\n::error::x' })).toBe('unplatformed')
+    expect(referenceTypeOf(entry({ 'vnd.docker.reference.type': 'x'.repeat(65) }))).toBeUndefined()
+  })
+
+  it('print an artifactType only when it is a media type', () => {
+    expect(mediaTypeName('application/vnd.dev.sigstore.bundle.v0.3+json')).toBe(
+      'application/vnd.dev.sigstore.bundle.v0.3+json'
+    )
+    expect(mediaTypeName('text/plain\n::warning::x')).toBeUndefined()
+    expect(mediaTypeName(42)).toBeUndefined()
   })
 })
 

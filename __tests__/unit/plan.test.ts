@@ -71,6 +71,24 @@ describe('selectEntries', () => {
 })
 
 describe('planIndex', () => {
+  it('adds manifest-descriptor[platform] annotations to the images of those platforms only', () => {
+    const arm = { os: 'linux', architecture: 'arm64' }
+    const attestation = att(12, 2)
+    const p = planIndex([image(1, 'linux/amd64'), image(2, 'linux/arm64/v8'), attestation], {
+      format: 'auto',
+      descriptorAnnotations: { k: 'all' },
+      platformDescriptorAnnotations: [
+        { platforms: [arm], key: 'k', value: 'arm' },
+        { platforms: [arm], key: 'only', value: 'arm' }
+      ]
+    })
+    expect(p.children.map((c) => c.descriptor.annotations)).toEqual([
+      { k: 'all' },
+      { k: 'arm', only: 'arm' },
+      attestation.descriptor.annotations
+    ])
+  })
+
   it('adds descriptor annotations to images only, and the index holds exactly its bytes', () => {
     const children = [image(1, 'linux/amd64'), att(11, 1)]
     const p = planIndex(children, {

@@ -82,8 +82,16 @@ export function unwrapIndex(
 
 /** The `vnd.docker.reference.type` of an entry that is not an attestation ("builder"), if any. */
 export function referenceTypeOf(d: Descriptor): string | undefined {
-  const type = d.annotations?.[ATTESTATION_TYPE_KEY]
-  return type && type !== ATTESTATION_MANIFEST ? type : undefined
+  const type: unknown = d.annotations?.[ATTESTATION_TYPE_KEY]
+  // A registry chose it, and it is printed: a short name, or it names nothing.
+  if (typeof type !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(type)) return undefined
+  return type !== ATTESTATION_MANIFEST ? type : undefined
+}
+
+/** An artifactType as it may be printed: a media type (RFC 6838 grammar), else undefined. */
+export function mediaTypeName(t: unknown): string | undefined {
+  const part = '[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}'
+  return typeof t === 'string' && new RegExp(`^${part}/${part}$`).test(t) ? t : undefined
 }
 
 /** "attestation", or what else a companion entry is ("builder manifest"), for decision lines. */
@@ -102,7 +110,18 @@ export function attestationSubject(d: Descriptor): string | undefined {
 }
 
 export type OnDuplicate = 'error' | 'first' | 'last'
-export type AttestationMode = 'keep' | 'strip' | 'strip-provenance'
+export type AttestationMode =
+  'keep' | 'strip' | 'strip-provenance' | 'referrers' | 'referrers-strip-provenance'
+
+/** Attestations leave the index and are attached to their images as OCI referrers. */
+export function asReferrers(mode: AttestationMode): boolean {
+  return mode === 'referrers' || mode === 'referrers-strip-provenance'
+}
+
+/** Provenance statements are taken out of attestations (rewritten, or dropped when empty). */
+export function stripsProvenance(mode: AttestationMode): boolean {
+  return mode === 'strip-provenance' || mode === 'referrers-strip-provenance'
+}
 
 export interface SelectOptions {
   platforms?: Platform[]

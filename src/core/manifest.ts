@@ -68,6 +68,13 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
  */
 export class ManifestError extends UserError {}
 
+/** A Docker schema 1 manifest, refused wherever it is met. */
+export function schema1Error(where: string): ManifestError {
+  return new ManifestError(
+    `${where}: this is a Docker schema 1 manifest, which cannot be part of a multi-arch index; rebuild and push the image with a current Docker or buildah`
+  )
+}
+
 /**
  * Parses manifest bytes. `where` names the ref and registry for error messages.
  * The media type comes from the document when present, else from the Content-Type header.
@@ -86,11 +93,7 @@ export function parseManifest(raw: RawManifest, where: string): ParsedManifest {
     throw new ManifestError(`${where}: the registry returned a manifest that is not a JSON object`)
   }
   const m = doc as Record<string, unknown>
-  if (m.schemaVersion === 1 || isSchema1Type(raw.mediaType)) {
-    throw new ManifestError(
-      `${where}: this is a Docker schema 1 manifest, which cannot be part of a multi-arch index; rebuild and push the image with a current Docker or buildah`
-    )
-  }
+  if (m.schemaVersion === 1 || isSchema1Type(raw.mediaType)) throw schema1Error(where)
   if (m.schemaVersion !== 2) {
     throw new ManifestError(
       `${where}: unsupported manifest schemaVersion ${JSON.stringify(m.schemaVersion)}`

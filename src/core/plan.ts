@@ -10,7 +10,7 @@ import {
 import { buildIndex, type BuildOptions } from './index-builder.js'
 import type { RawManifest } from './manifest.js'
 import { DOCKER_MANIFEST, isImageManifestType, isIndexType, OCI_INDEX } from './mediatypes.js'
-import { formatPlatformFull, type Platform } from './platform.js'
+import { formatPlatformFull, platformMatches, type Platform } from './platform.js'
 import { formatReference, repoName, type Reference, type Repository } from './reference.js'
 
 /** A failure the user can fix by changing an input; reported without "merge failed". */
@@ -77,20 +77,35 @@ export function describedAsFetched(
   })
 }
 
+/** One `manifest-descriptor[platforms]:key=value` annotation line. */
+export interface PlatformAnnotations {
+  platforms: Platform[]
+  key: string
+  value: string
+}
+
 export interface IndexOptions extends BuildOptions {
   /** Added to every image descriptor (metadata-action's manifest-descriptor: level). */
   descriptorAnnotations?: Record<string, string>
+  /** Added to the image descriptors of the platforms they name, after the others. */
+  platformDescriptorAnnotations?: PlatformAnnotations[]
 }
 
 export interface IndexPlan {
   /** The entries as they go into the index, descriptor annotations applied. */
   children: Child[]
+  /** Manifests pushed beside the index, not in it: attestations as referrers of their images. */
+  attached?: Child[]
   index: RawManifest & { json: string }
 }
 
 /** Builds the index from the chosen entries; throws FormatError when the format cannot hold them. */
 export function planIndex(entries: Child[], opts: IndexOptions): IndexPlan {
-  const children = withDescriptorAnnotations(entries, opts.descriptorAnnotations ?? {})
+  const children = withDescriptorAnnotations(
+    entries,
+    opts.descriptorAnnotations ?? {},
+    opts.platformDescriptorAnnotations ?? []
+  )
   const index = buildIndex(
     children.map((c) => c.descriptor),
     { format: opts.format, annotations: opts.annotations }
@@ -98,16 +113,24 @@ export function planIndex(entries: Child[], opts: IndexOptions): IndexPlan {
   return { children, index }
 }
 
-function withDescriptorAnnotations(children: Child[], extra: Record<string, string>): Child[] {
-  if (!Object.keys(extra).length) return children
-  return children.map((c) =>
-    c.kind === 'image'
-      ? {
-          ...c,
-          descriptor: { ...c.descriptor, annotations: { ...c.descriptor.annotations, ...extra } }
-        }
-      : c
-  )
+function withDescriptorAnnotations(
+  children: Child[],
+  extra: Record<string, string>,
+  byPlatform: PlatformAnnotations[]
+): Child[] {
+  if (!Object.keys(extra).length && !byPlatform.length) return children
+  return children.map((c) => {
+    if (c.kind !== 'image') return c
+    const p = c.descriptor.platform as Platform
+    const own = byPlatform.filter((a) => a.platforms.some((f) => platformMatches(f, p)))
+    const annotations = {
+      ...c.descriptor.annotations,
+      ...extra,
+      ...Object.fromEntries(own.map((a) => [a.key, a.value]))
+    }
+    if (!Object.keys(annotations).length) return c
+    return { ...c, descriptor: { ...c.descriptor, annotations } }
+  })
 }
 
 export type TagOutcome = 'pushed' | 'unchanged' | 'dry-run' | 'skipped'

@@ -183,3 +183,14 @@ export function configPlatform(
   if (problem) throw new ManifestError(`${where}: the image config is not usable: ${problem}`)
   return p
 }
+
+/**
+ * The `platforms` output: `os/arch[/variant]`, with `:os.version` where two images would
+ * otherwise read the same (Windows builds, as in Docker Hub's hello-world list).
+ */
+export function platformNames(platforms: Platform[]): string[] {
+  const short = platforms.map(formatPlatform)
+  return platforms.map((p, i) =>
+    short.indexOf(short[i]) !== short.lastIndexOf(short[i]) ? formatPlatformFull(p) : short[i]
+  )
+}

@@ -128,3 +128,10 @@ export function formatReference(r: Reference): string {
 export function apiHost(registry: string): string {
   return registry === DOCKER_HUB ? 'registry-1.docker.io' : registry
 }
+
+/** The repositories of `refs`, each once, in order. */
+export function uniqueRepos(refs: Repository[]): Repository[] {
+  const map = new Map<string, Repository>()
+  for (const r of refs) map.set(repoName(r), { registry: r.registry, repository: r.repository })
+  return [...map.values()]
+}

@@ -6,6 +6,7 @@ import { isSchema1Type, MANIFEST_ACCEPT, OCI_INDEX } from '../core/mediatypes.js
 import {
   checkDescriptor,
   MAX_MANIFEST_BYTES,
+  schema1Error,
   type Descriptor,
   type RawManifest
 } from '../core/manifest.js'
@@ -102,14 +103,9 @@ export class RegistryClient {
     const mediaType =
       doc.mediaType ?? (header(res.headers, 'content-type') ?? '').split(';')[0].trim()
     // Registries re-sign schema 1 manifests on every GET, so their bytes never hash to the
-    // digest. Such a manifest is never used, only refused (parseManifest says why), so it is
-    // returned unverified rather than reported as a digest mismatch.
+    // digest: refused as what they are, not as a digest mismatch, and never returned.
     if (doc.schemaVersion === 1 || isSchema1Type(mediaType))
-      return {
-        bytes,
-        mediaType,
-        digest: reference.includes(':') ? reference : digestOf(bytes, 'sha256')
-      }
+      throw schema1Error(`${what} on registry ${repo.registry}`)
     const expected = reference.includes(':') ? reference : servedDigest(res, repo, what)
     if (!expected) return { bytes, mediaType, digest: digestOf(bytes, 'sha256') }
     verifyDigest(bytes, expected, `${what} from registry ${repo.registry}`)

@@ -111,7 +111,7 @@ export function isForbiddenAsInvalid(e: unknown): boolean {
     e instanceof RegistryError &&
     e.status === 400 &&
     e.code === 'MANIFEST_INVALID' &&
-    /\b403\b/.test(e.detail ?? '')
+    /^HTTP 403\b|\b403 Forbidden\b/i.test(e.detail ?? '')
   )
 }
 

@@ -1,0 +1,288 @@
+// attestations: referrers, and per-platform descriptor annotations, against the real registry
+// (Distribution 2.8: the tag-schema fallback) and a profile with the referrers API (Harbor).
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { mergeWith } from '../helpers/merge.js'
+import {
+  getManifest,
+  MT,
+  pushAttestationWrapped,
+  request,
+  type Descriptor,
+  type PushedAttestationWrapped
+} from '../helpers/oci.js'
+import { startProfiles, type Profiles } from '../helpers/profiles/index.js'
+import { startRegistry, type TestRegistry } from '../helpers/registry.js'
+import { buildahPullArch, skopeoInspectRaw } from '../helpers/tools.js'
+import { parseInputs } from '../../src/inputs.js'
+import type { Logger } from '../../src/logger.js'
+import { createClient } from '../../src/main.js'
+import { merge } from '../../src/merge.js'
+import { StaticCredentials } from '../../src/registry/credentials.js'
+
+const ATTESTATION_TYPE = 'application/vnd.docker.attestation.manifest.v1+json'
+const EMPTY = 'application/vnd.oci.empty.v1+json'
+const PROV = 'https://slsa.dev/provenance/v0.2'
+const SPDX = 'https://spdx.dev/Document'
+
+interface Entry extends Descriptor {
+  artifactType?: string
+}
+interface Manifest {
+  artifactType?: string
+  config: Entry
+  layers: Entry[]
+  subject?: Entry
+  manifests?: Entry[]
+}
+
+let reg: TestRegistry
+let amd: PushedAttestationWrapped
+let arm: PushedAttestationWrapped
+let sources: string
+
+async function json(repo: string, ref: string): Promise<Manifest & { digest: string }> {
+  const m = await getManifest(reg, repo, ref)
+  if (!m) throw new Error(`${repo}:${ref} is missing`)
+  return { digest: m.digest, ...(JSON.parse(m.body) as Manifest) }
+}
+
+const fallbackTag = (digest: string): string => `sha256-${digest.slice('sha256:'.length)}`
+
+/** The referrers the fallback tag of `subject` lists in `repo`, with their manifests. */
+async function referrersOf(
+  repo: string,
+  subject: string
+): Promise<Array<{ descriptor: Entry; manifest: Manifest }>> {
+  const index = await json(repo, fallbackTag(subject))
+  return Promise.all(
+    (index.manifests ?? []).map(async (d) => ({
+      descriptor: d,
+      manifest: await json(repo, d.digest)
+    }))
+  )
+}
+
+beforeAll(async () => {
+  reg = await startRegistry()
+  amd = await pushAttestationWrapped(reg, 'ref/src', {
+    arch: 'amd64',
+    predicates: [PROV, SPDX],
+    seed: 'r'
+  })
+  arm = await pushAttestationWrapped(reg, 'ref/src', {
+    arch: 'arm64',
+    predicates: [PROV],
+    seed: 'r'
+  })
+  sources = `${reg.host}/ref/src@${amd.indexDigest}\n${reg.host}/ref/src@${arm.indexDigest}`
+})
+
+afterAll(async () => {
+  await reg?.stop()
+})
+
+describe('attestations: referrers, where the registry has no referrers API', () => {
+  let run: Awaited<ReturnType<typeof mergeWith>>
+
+  beforeAll(async () => {
+    run = await mergeWith({ tags: `${reg.host}/ref/rel:1`, sources, attestations: 'referrers' })
+  })
+
+  it('leaves the attestations out of the index', async () => {
+    const index = await json('ref/rel', '1')
+    expect(index.manifests?.map((m) => m.digest)).toEqual([amd.imageDigest, arm.imageDigest])
+    expect(run.attestations).toEqual({
+      [amd.imageDigest]: 'attached as referrers (1)',
+      [arm.imageDigest]: 'attached as referrers (1)'
+    })
+  })
+
+  it.each([
+    ['amd64', () => amd],
+    ['arm64', () => arm]
+  ])(
+    'lists, under the fallback tag of the %s image, an attestation with that subject and the original layers',
+    async (_, source) => {
+      const src = source()
+      const original = JSON.parse(src.attestationBody) as Manifest
+      const [r, ...more] = await referrersOf('ref/rel', src.imageDigest)
+      expect(more).toEqual([])
+      expect(r.descriptor).toEqual({
+        mediaType: MT.ociManifest,
+        digest: expect.stringMatching(/^sha256:/),
+        size: expect.any(Number),
+        artifactType: ATTESTATION_TYPE
+      })
+      expect(r.manifest.artifactType).toBe(ATTESTATION_TYPE)
+      expect(r.manifest.subject).toEqual({
+        mediaType: MT.ociManifest,
+        digest: src.imageDigest,
+        size: src.image.size
+      })
+      expect(r.manifest.config.mediaType).toBe(EMPTY)
+      expect(r.manifest.layers).toEqual(original.layers)
+      // Every blob it names is in the target repository.
+      for (const b of [r.manifest.config, ...r.manifest.layers]) {
+        const head = await request(reg, 'HEAD', `/v2/ref/rel/blobs/${b.digest}`)
+        expect(head.status).toBe(200)
+      }
+    }
+  )
+
+  it('is still read by skopeo and buildah', async () => {
+    const raw = JSON.parse(await skopeoInspectRaw(`${reg.host}/ref/rel:1`)) as Manifest
+    expect(raw.manifests).toHaveLength(2)
+    const pulled = await buildahPullArch(`${reg.host}/ref/rel:1`, 'arm64')
+    expect(pulled.digest).toBe(arm.imageDigest)
+  })
+
+  it('the referrers follow a later promotion with copy-referrers', async () => {
+    await mergeWith({
+      tags: `${reg.host}/ref/prod:1`,
+      sources: `${reg.host}/ref/rel:1`,
+      'copy-referrers': 'true'
+    })
+    const before = await referrersOf('ref/rel', amd.imageDigest)
+    const after = await referrersOf('ref/prod', amd.imageDigest)
+    expect(after.map((r) => r.descriptor.digest)).toEqual(before.map((r) => r.descriptor.digest))
+    expect(after[0].manifest.subject?.digest).toBe(amd.imageDigest)
+  })
+
+  it('a rerun pushes nothing and adds nothing to the fallback tag', async () => {
+    const again = await mergeWith({
+      tags: `${reg.host}/ref/rel:1`,
+      sources,
+      attestations: 'referrers'
+    })
+    expect(again.tags.map((t) => t.outcome)).toEqual(['unchanged'])
+    expect(await referrersOf('ref/rel', amd.imageDigest)).toHaveLength(1)
+  })
+
+  it('with referrers-strip-provenance, attaches only what is not provenance', async () => {
+    const r = await mergeWith({
+      tags: `${reg.host}/ref/sbom:1`,
+      sources,
+      attestations: 'referrers-strip-provenance'
+    })
+    const listed = await referrersOf('ref/sbom', amd.imageDigest)
+    expect(listed).toHaveLength(1)
+    expect(
+      listed[0].manifest.layers.map((l) => l.annotations?.['in-toto.io/predicate-type'])
+    ).toEqual([SPDX])
+    // arm64's attestation held only provenance: nothing is attached to it.
+    expect(await getManifest(reg, 'ref/sbom', fallbackTag(arm.imageDigest))).toBeUndefined()
+    expect(r.log.join('\n')).toMatch(/drop attestation .* it held only provenance/)
+  })
+
+  it('a dry run pushes nothing', async () => {
+    await mergeWith({
+      tags: `${reg.host}/ref/dry:1`,
+      sources,
+      attestations: 'referrers',
+      'dry-run': 'true'
+    })
+    expect(await getManifest(reg, 'ref/dry', '1')).toBeUndefined()
+    expect(await getManifest(reg, 'ref/dry', fallbackTag(amd.imageDigest))).toBeUndefined()
+  })
+})
+
+describe('attestations: referrers, where the registry has the referrers API (Harbor profile)', () => {
+  let profiles: Profiles
+
+  beforeAll(async () => {
+    profiles = await startProfiles(reg, ['harbor'])
+  })
+  afterAll(async () => {
+    await profiles?.stop()
+  })
+
+  it('the API lists them, and no fallback tag is written', async () => {
+    const p = profiles.byName.harbor
+    const log: string[] = []
+    const logger: Logger = {
+      info: (m) => log.push(m),
+      warning: (m) => log.push(`warning: ${m}`),
+      debug: () => undefined,
+      group: (_, fn) => fn()
+    }
+    const inputs = parseInputs(
+      (n) =>
+        ({
+          tags: `${p.host}/ref/harbor:1`,
+          sources: `${p.host}/ref/src@${amd.indexDigest}\n${p.host}/ref/src@${arm.indexDigest}`,
+          attestations: 'referrers'
+        })[n] ?? ''
+    )
+    const client = createClient(inputs, {
+      credentials: new StaticCredentials({
+        explicit: new Map([[p.host, { username: p.user, password: p.password }]])
+      }),
+      baseDelayMs: 20
+    })
+    try {
+      await merge(client, inputs, logger)
+      const listed = await client.listReferrers(
+        { registry: p.host, repository: 'ref/harbor' },
+        amd.imageDigest
+      )
+      expect(listed.via).toBe('api')
+      expect(listed.descriptors).toEqual([
+        expect.objectContaining({ artifactType: ATTESTATION_TYPE })
+      ])
+    } finally {
+      await client.close()
+    }
+    expect(await getManifest(reg, 'ref/harbor', fallbackTag(amd.imageDigest))).toBeUndefined()
+    expect((await json('ref/harbor', '1')).manifests).toHaveLength(2)
+  })
+})
+
+describe('manifest-descriptor[platform] annotations', () => {
+  it('land on the descriptors of that platform alone', async () => {
+    await mergeWith({
+      tags: `${reg.host}/ref/annotated:1`,
+      sources,
+      annotations: [
+        'manifest-descriptor:org.opencontainers.image.title=app',
+        'manifest-descriptor[linux/arm64]:org.opencontainers.image.description=the arm64 build',
+        'manifest-descriptor[linux/amd64,linux/arm64]:org.example.both=yes'
+      ].join('\n')
+    })
+    const index = await json('ref/annotated', '1')
+    const byPlatform = Object.fromEntries(
+      (index.manifests ?? [])
+        .filter((m) => m.platform?.os === 'linux')
+        .map((m) => [m.platform?.architecture, m.annotations])
+    )
+    expect(byPlatform.amd64).toEqual({
+      'org.opencontainers.image.title': 'app',
+      'org.example.both': 'yes'
+    })
+    expect(byPlatform.arm64).toEqual({
+      'org.opencontainers.image.title': 'app',
+      'org.opencontainers.image.description': 'the arm64 build',
+      'org.example.both': 'yes'
+    })
+    // Attestation entries get none of them.
+    const attestations = (index.manifests ?? []).filter((m) => m.platform?.os === 'unknown')
+    expect(attestations.map((m) => Object.keys(m.annotations ?? {}).sort())).toEqual([
+      ['vnd.docker.reference.digest', 'vnd.docker.reference.type'],
+      ['vnd.docker.reference.digest', 'vnd.docker.reference.type']
+    ])
+  })
+
+  it('an invalid platform is an error naming the input and the line', () => {
+    expect(() =>
+      parseInputs(
+        (n) =>
+          ({
+            tags: 'r.io/a:1',
+            sources: 'r.io/a:2',
+            annotations: 'manifest-descriptor[linux/]:a=b'
+          })[n] ?? ''
+      )
+    ).toThrow(
+      /input annotations: "manifest-descriptor\[linux\/\]:a=b" names the platform "linux\/"/
+    )
+  })
+})
