@@ -1,13 +1,13 @@
 // Applying the plan: copy the children into every target repository, then move the tags, putting
 // moved tags back if another one fails.
-import type { Child } from './core/children.js'
 import { indexRefusalAdvice, reposToPush, type IndexPlan, type TagResult } from './core/plan.js'
 import { repoName, type Reference, type Repository } from './core/reference.js'
 import { ensureChildren, TargetCopier } from './copy.js'
 import type { Logger } from './logger.js'
 import type { ManifestStore } from './manifest-store.js'
 import type { MergeOptions } from './merge.js'
-import { copyAttached, findAttached, listAsReferrers } from './referrers.js'
+import { copyAttached, findAttached } from './referrers.js'
+import { attachMissing, registerReferrers } from './attach.js'
 import type { RegistryClient } from './registry/client.js'
 import {
   detailsOf,
@@ -62,46 +62,32 @@ async function copyChildren(
   // Every child must be in every target before any tag moves: a failure leaves all tags as they were.
   const copiers = targets.map((t) => new TargetCopier(client, t, (d) => store.knownConfig(d)))
   const pushing = copiers.filter((c) => pushTargets.includes(c.target))
-  const [attached] = await Promise.all([
-    opts.copyReferrers ? findAttached(client, store, children, log) : [],
-    allSettledOrThrow(
-      pushing.map(async (c) => {
+  const copies = allSettledOrThrow(
+    copiers.map(async (c) => {
+      if (pushing.includes(c)) {
         // Attestations as referrers are pushed after their images (ensureChildren's order).
         await ensureChildren(c, store, [...children, ...referrers])
         await registerReferrers(client, c.target, referrers, log)
-      })
-    )
-  ])
+      } else if (referrers.length) {
+        // A current tag may have been made in another mode (strip gives the same index).
+        await attachMissing(client, c, store, referrers, log)
+      }
+    })
+  )
+  // Both settle before this fails: nothing goes on writing after the run has given up.
+  const [attached] = await Promise.allSettled([
+    opts.copyReferrers ? findAttached(client, store, children, log) : Promise.resolve([]),
+    copies
+  ]).then(([a, b]) => {
+    if (b.status === 'rejected') throw b.reason
+    if (a.status === 'rejected') throw a.reason
+    return [a.value]
+  })
   // Referrers change after the index is made (signing), so they are copied even to current tags.
   if (attached.length)
     await allSettledOrThrow(copiers.map((c) => copyAttached(client, c, attached, log)))
   for (const c of pushing) log.info(c.describe())
   if (pushTargets.length === 0) log.info('every tag is already current: nothing to copy')
-}
-
-/** Lists each attestation pushed as a referrer under its image, where the registry needs that. */
-async function registerReferrers(
-  client: RegistryClient,
-  target: Repository,
-  referrers: Child[],
-  log: Logger
-): Promise<void> {
-  const bySubject = new Map<string, Child[]>()
-  for (const r of referrers)
-    bySubject.set(r.subject ?? '', [...(bySubject.get(r.subject ?? '') ?? []), r])
-  await allSettledOrThrow(
-    [...bySubject].map(async ([subject, list]) => {
-      await listAsReferrers(
-        client,
-        target,
-        subject,
-        list.map((r) => r.descriptor)
-      )
-      log.info(
-        `${repoName(target)}: ${list.length} attestation(s) attached to ${subject} as referrers`
-      )
-    })
-  )
 }
 
 async function pushTags(

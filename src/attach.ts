@@ -1,5 +1,5 @@
 // attestations: referrers. Each attestation leaves the index and is rewritten as an OCI referrer
-// of its image (its subject), to be pushed by digest beside the index and listed as a referrer.
+// of its image (its subject), pushed by digest beside the index and listed as a referrer.
 import {
   asReferrerManifest,
   ATTESTATION_ARTIFACT_TYPE,
@@ -9,7 +9,12 @@ import {
 import type { Child } from './core/children.js'
 import { ManifestError, parseManifest } from './core/manifest.js'
 import { OCI_MANIFEST } from './core/mediatypes.js'
+import { ensureChildren, type TargetCopier } from './copy.js'
+import { repoName, type Repository } from './core/reference.js'
+import type { Logger } from './logger.js'
 import type { ManifestStore } from './manifest-store.js'
+import { listAsReferrers } from './referrers.js'
+import type { RegistryClient } from './registry/client.js'
 import { allSettledOrThrow } from './util/limiter.js'
 
 export interface Attachments {
@@ -57,4 +62,48 @@ export async function attachAsReferrers(
     })
   )
   return { children: children.filter((c) => !isAttestation(c)), attached }
+}
+
+/** In a target whose tags are current: pushes and lists the referrers it does not list yet. */
+export async function attachMissing(
+  client: RegistryClient,
+  copier: TargetCopier,
+  store: ManifestStore,
+  referrers: Child[],
+  log: Logger
+): Promise<void> {
+  const subjects = [...new Set(referrers.map((r) => r.subject ?? ''))]
+  const listed = await allSettledOrThrow(
+    subjects.map((s) => client.listReferrers(copier.target, s))
+  )
+  const known = new Set(listed.flatMap((l) => l.descriptors.map((d) => d.digest)))
+  const missing = referrers.filter((r) => !known.has(r.descriptor.digest))
+  if (!missing.length) return
+  await ensureChildren(copier, store, missing)
+  await registerReferrers(client, copier.target, missing, log)
+}
+
+/** Lists each attestation pushed as a referrer under its image, where the registry needs that. */
+export async function registerReferrers(
+  client: RegistryClient,
+  target: Repository,
+  referrers: Child[],
+  log: Logger
+): Promise<void> {
+  const bySubject = new Map<string, Child[]>()
+  for (const r of referrers)
+    bySubject.set(r.subject ?? '', [...(bySubject.get(r.subject ?? '') ?? []), r])
+  await allSettledOrThrow(
+    [...bySubject].map(async ([subject, list]) => {
+      await listAsReferrers(
+        client,
+        target,
+        subject,
+        list.map((r) => r.descriptor)
+      )
+      log.info(
+        `${repoName(target)}: ${list.length} attestation(s) attached to ${subject} as referrers`
+      )
+    })
+  )
 }

@@ -4,6 +4,7 @@
 // (an index, as preserve-digest copies them, once its entries are there).
 import { entryName, type Child } from './core/children.js'
 import { blobsOf, parseManifest, type RawManifest } from './core/manifest.js'
+import { isIndexType } from './core/mediatypes.js'
 import { repoName, sameRepository, type Repository } from './core/reference.js'
 import type { RegistryClient } from './registry/client.js'
 import { detailsOf, isContentRefused, RegistryError } from './registry/errors.js'
@@ -137,9 +138,9 @@ export async function ensureChildren(
         } catch (e) {
           // Only the refusal of this manifest's own PUT, not of a blob or of what it waited for.
           const own = e instanceof RegistryError && e.request === `PUT manifest ${digest}`
-          throw own && c.kind === 'attestation' && isContentRefused(e)
-            ? attestationRefused(e, c)
-            : e
+          if (!own || !isContentRefused(e)) throw e
+          if (isIndexType(c.descriptor.mediaType)) throw indexAsIsRefused(e, c)
+          throw c.kind === 'attestation' ? attestationRefused(e, c) : e
         }
       })()
     )
@@ -172,6 +173,14 @@ function entriesOf(raw: RawManifest): string[] {
   } catch {
     return []
   }
+}
+
+/** An index pushed as it is (preserve-digest) that the registry refuses: it cannot change. */
+function indexAsIsRefused(e: RegistryError, c: Child): RegistryError {
+  return new RegistryError(
+    `registry ${e.registry ?? '?'} refused the index ${c.descriptor.digest} (${c.descriptor.mediaType}) as it is: ${e.message}. preserve-digest pushes the index unchanged: promote without preserve-digest to let the index change (format, attestations)`,
+    detailsOf(e)
+  )
 }
 
 /**

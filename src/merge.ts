@@ -16,6 +16,7 @@ import {
   planIndex,
   planTags,
   selectEntries,
+  unmatchedAnnotations,
   type IndexPlan,
   type PlatformAnnotations,
   type TagResult
@@ -171,6 +172,9 @@ async function resolveAndPlan(
   const annotations = appendBase
     ? keptAnnotations(await appendBase, opts, entries.decisions)
     : opts.annotations
+  entries.decisions.push(
+    ...unmatchedAnnotations(children, opts.platformDescriptorAnnotations ?? [])
+  )
   for (const d of entries.decisions) log.info(d)
   const { index, children: indexed } = planIndex(children, { ...opts, annotations })
   log.info(`index ${index.digest} (${index.mediaType}, ${indexed.length} entries)`)

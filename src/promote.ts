@@ -137,7 +137,9 @@ async function resolveIndex(
   log.info(
     `index ${index.digest} (${mediaType}, ${children.length} entries${nested.length ? ` in ${nested.length + 1} indexes` : ''}) promoted unchanged (preserve-digest): every tag gets its bytes as they are`
   )
-  return { index, children, nested }
+  // The type parsed from the document, not a header the registry chose: it is an output and
+  // the Content-Type of every PUT.
+  return { index: { ...index, mediaType }, children, nested }
 }
 
 /** The indexes nested in `raw` (already fetched by the walk), innermost first. */
@@ -199,5 +201,3 @@ function promotionResult(
     attestations
   }
 }
-
-// The four helpers below do what merge.ts's own do (it keeps them private).

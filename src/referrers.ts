@@ -1,6 +1,6 @@
 // copy-referrers: carry what is attached to each child (OCI referrers such as signatures and
 // attestations, and cosign's sha256-<hex>.sig/.att/.sbom tags) into the target repositories.
-import type { Child } from './core/children.js'
+import { mediaTypeName, type Child } from './core/children.js'
 import { sha256 } from './core/digest.js'
 import { isImageManifestType, OCI_INDEX } from './core/mediatypes.js'
 import type { Descriptor, RawManifest } from './core/manifest.js'
@@ -8,7 +8,7 @@ import { repoName, sameRepository, type Repository } from './core/reference.js'
 import type { TargetCopier } from './copy.js'
 import type { Logger } from './logger.js'
 import { referrersTag, type RegistryClient } from './registry/client.js'
-import { isAbsent } from './registry/errors.js'
+import { isAbsent, RegistryError } from './registry/errors.js'
 import type { ManifestStore } from './manifest-store.js'
 import { allSettledOrThrow } from './util/limiter.js'
 
@@ -59,7 +59,9 @@ export async function findAttached(
         listed.descriptors
           .filter((d) => {
             if (isImageManifestType(d.mediaType)) return true
-            log.warning(`referrer ${d.digest} of ${subject} is ${d.mediaType}, which is not copied`)
+            log.warning(
+              `referrer ${d.digest} of ${subject} is ${mediaTypeName(d.mediaType) ?? 'of an unnamed type'}, which is not copied`
+            )
             return false
           })
           .map(async (d) => ({ descriptor: d, raw: await store.get(c.source, d.digest) }))
@@ -111,10 +113,15 @@ export async function copyAttached(
   )
 }
 
+/** Writes of a fallback tag that another writer keeps changing at the same time. */
+const FALLBACK_ATTEMPTS = 3
+
 /**
  * Makes `descriptors` (manifests already pushed into `target`, each with `subject`) discoverable
  * as referrers of `subject`: a registry with the referrers API lists them by itself; elsewhere
- * the OCI tag-schema fallback `sha256-<hex>` is updated, keeping what it already lists.
+ * the OCI tag-schema fallback `sha256-<hex>` is updated, keeping what it lists and its other
+ * fields, and read again after the write: another writer (a parallel run, cosign signing) may
+ * have replaced it meanwhile, and is then merged with rather than overwritten.
  */
 export async function listAsReferrers(
   client: RegistryClient,
@@ -122,17 +129,27 @@ export async function listAsReferrers(
   subject: string,
   descriptors: Descriptor[]
 ): Promise<void> {
-  const listed = await client.listReferrers(target, subject)
-  const missing = descriptors.filter((r) => !listed.descriptors.some((d) => d.digest === r.digest))
-  if (listed.via !== 'tag' || !missing.length) return
-  const manifests = [...listed.descriptors, ...missing]
-  const bytes = Buffer.from(
-    JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }),
-    'utf8'
+  for (let writes = 0; ; writes++) {
+    const listed = await client.listReferrers(target, subject)
+    const missing = descriptors.filter(
+      (r) => !listed.descriptors.some((d) => d.digest === r.digest)
+    )
+    if (listed.via !== 'tag' || !missing.length) return
+    if (writes === FALLBACK_ATTEMPTS) break
+    const doc = listed.fallback
+      ? (JSON.parse(Buffer.from(listed.fallback.bytes).toString('utf8')) as Record<string, unknown>)
+      : { schemaVersion: 2, mediaType: OCI_INDEX }
+    doc.manifests = [...listed.descriptors, ...missing]
+    const bytes = Buffer.from(JSON.stringify(doc), 'utf8')
+    const mediaType = listed.fallback?.mediaType ?? OCI_INDEX
+    await client.putManifest(target, referrersTag(subject), {
+      bytes,
+      mediaType,
+      digest: sha256(bytes)
+    })
+  }
+  throw new RegistryError(
+    `the referrers tag ${referrersTag(subject)} in ${repoName(target)} kept changing while this run added to it (${FALLBACK_ATTEMPTS} attempts); run again`,
+    { registry: target.registry, repository: target.repository }
   )
-  await client.putManifest(target, referrersTag(subject), {
-    bytes,
-    mediaType: OCI_INDEX,
-    digest: sha256(bytes)
-  })
 }

@@ -474,6 +474,46 @@ describe('preserve-digest, with copy-referrers', () => {
   })
 })
 
+describe('preserve-digest where the registry refuses the index as it is (Gitea profile)', () => {
+  let profiles: Profiles
+
+  beforeAll(async () => {
+    profiles = await startProfiles(a, ['gitea'])
+  })
+  afterAll(async () => {
+    await profiles?.stop()
+  })
+
+  it('says the index cannot change, and that promoting without preserve-digest can', async () => {
+    const p = profiles.byName.gitea
+    // Some OCI index PUTs answer 404 on Gitea (go-gitea/gitea#31861).
+    p.configure('pd/gitea-rel', { refuseOciIndex: true })
+    await stage('pd/gitea', 'staging', 'gitea')
+    const inputs = parseInputs(
+      (n) =>
+        ({
+          sources: `${p.host}/pd/gitea:staging`,
+          tags: `${p.host}/pd/gitea-rel:1`,
+          'preserve-digest': 'true'
+        })[n] ?? ''
+    )
+    const client = createClient(inputs, {
+      credentials: new StaticCredentials({
+        explicit: new Map([[p.host, { username: p.user, password: p.password }]])
+      }),
+      baseDelayMs: 20
+    })
+    try {
+      await expect(merge(client, inputs, silentLogger)).rejects.toThrow(
+        /refused the index sha256:[0-9a-f]{64} \(application\/vnd\.oci\.image\.index\.v1\+json\) as it is: .*404.*promote without preserve-digest/
+      )
+    } finally {
+      await client.close()
+    }
+    expect(await getManifest(a, 'pd/gitea-rel', '1')).toBeUndefined()
+  })
+})
+
 describe('preserve-digest refuses what would change the index, before any write', () => {
   let src: Source
 

@@ -6,12 +6,16 @@ import {
   getManifest,
   MT,
   pushAttestationWrapped,
+  pushBlob,
+  pushIndex,
+  pushManifest,
   request,
+  sha256,
   type Descriptor,
   type PushedAttestationWrapped
 } from '../helpers/oci.js'
 import { startProfiles, type Profiles } from '../helpers/profiles/index.js'
-import { startRegistry, type TestRegistry } from '../helpers/registry.js'
+import { snapshotStorage, startRegistry, type TestRegistry } from '../helpers/registry.js'
 import { buildahPullArch, skopeoInspectRaw } from '../helpers/tools.js'
 import { parseInputs } from '../../src/inputs.js'
 import type { Logger } from '../../src/logger.js'
@@ -119,7 +123,12 @@ describe('attestations: referrers, where the registry has no referrers API', () 
         digest: src.imageDigest,
         size: src.image.size
       })
-      expect(r.manifest.config.mediaType).toBe(EMPTY)
+      expect(r.manifest.config).toEqual({
+        mediaType: EMPTY,
+        digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a',
+        size: 2,
+        data: 'e30='
+      })
       expect(r.manifest.layers).toEqual(original.layers)
       // Every blob it names is in the target repository.
       for (const b of [r.manifest.config, ...r.manifest.layers]) {
@@ -149,13 +158,95 @@ describe('attestations: referrers, where the registry has no referrers API', () 
   })
 
   it('a rerun pushes nothing and adds nothing to the fallback tag', async () => {
+    const before = await snapshotStorage(reg.storageDir)
     const again = await mergeWith({
       tags: `${reg.host}/ref/rel:1`,
       sources,
       attestations: 'referrers'
     })
     expect(again.tags.map((t) => t.outcome)).toEqual(['unchanged'])
+    expect(await snapshotStorage(reg.storageDir)).toEqual(before)
     expect(await referrersOf('ref/rel', amd.imageDigest)).toHaveLength(1)
+  })
+
+  it('attaches them where the tag is current but was made with strip (the same index)', async () => {
+    await mergeWith({ tags: `${reg.host}/ref/was-strip:1`, sources, attestations: 'strip' })
+    expect(await getManifest(reg, 'ref/was-strip', fallbackTag(amd.imageDigest))).toBeUndefined()
+    const r = await mergeWith({
+      tags: `${reg.host}/ref/was-strip:1`,
+      sources,
+      attestations: 'referrers'
+    })
+    expect(r.tags.map((t) => t.outcome)).toEqual(['unchanged'])
+    for (const src of [amd, arm]) {
+      const listed = await referrersOf('ref/was-strip', src.imageDigest)
+      expect(listed.map((l) => l.manifest.subject?.digest)).toEqual([src.imageDigest])
+    }
+  })
+
+  it('adds to a fallback tag that already lists others, keeping them and its other fields', async () => {
+    // A cosign v3 bundle already attached to the amd64 image in the target repository.
+    await mergeWith({
+      tags: `${reg.host}/ref/signed:base`,
+      sources: `${reg.host}/ref/src@${amd.imageDigest}`
+    })
+    const cfg = await pushBlob(reg, 'ref/signed', '{}')
+    const bundle = await pushBlob(
+      reg,
+      'ref/signed',
+      '{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}'
+    )
+    const sig = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MT.ociManifest,
+      artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+      config: { mediaType: EMPTY, digest: cfg.digest, size: cfg.size },
+      layers: [{ mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', ...bundle }],
+      subject: { mediaType: MT.ociManifest, digest: amd.imageDigest, size: amd.image.size }
+    })
+    const sigDigest = await pushManifest(reg, 'ref/signed', sha256(sig), sig, MT.ociManifest)
+    const listing = {
+      mediaType: MT.ociManifest,
+      digest: sigDigest,
+      size: Buffer.byteLength(sig),
+      artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json'
+    }
+    await pushIndex(reg, 'ref/signed', fallbackTag(amd.imageDigest), [listing], {
+      annotations: { 'org.example.kept': 'yes' }
+    })
+    await mergeWith({ tags: `${reg.host}/ref/signed:1`, sources, attestations: 'referrers' })
+    const index = await json('ref/signed', fallbackTag(amd.imageDigest))
+    expect(index.manifests?.map((m) => m.artifactType)).toEqual([
+      'application/vnd.dev.sigstore.bundle.v0.3+json',
+      ATTESTATION_TYPE
+    ])
+    expect((index as { annotations?: Record<string, string> }).annotations).toEqual({
+      'org.example.kept': 'yes'
+    })
+  })
+
+  it('refuses to replace a fallback tag that holds something other than an index, naming it', async () => {
+    await mergeWith({
+      tags: `${reg.host}/ref/taken:base`,
+      sources: `${reg.host}/ref/src@${arm.imageDigest}`
+    })
+    // Someone tagged an image sha256-<hex> in the target repository.
+    await pushManifest(
+      reg,
+      'ref/taken',
+      fallbackTag(arm.imageDigest),
+      arm.image.body,
+      arm.image.mediaType
+    )
+    await expect(
+      mergeWith({ tags: `${reg.host}/ref/taken:1`, sources, attestations: 'referrers' })
+    ).rejects.toThrow(
+      `the tag ${fallbackTag(arm.imageDigest)} holds a manifest of type "${MT.ociManifest}", not an index of referrers`
+    )
+    expect((await getManifest(reg, 'ref/taken', fallbackTag(arm.imageDigest)))?.digest).toBe(
+      arm.imageDigest
+    )
+    expect(await getManifest(reg, 'ref/taken', '1')).toBeUndefined()
   })
 
   it('with referrers-strip-provenance, attaches only what is not provenance', async () => {

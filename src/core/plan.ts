@@ -200,3 +200,19 @@ export function indexRefusalAdvice(index: RawManifest, children: Child[]): strin
   }
   return advice.join('; ')
 }
+
+/** A line for each `manifest-descriptor[...]` annotation that no image of the index matches. */
+export function unmatchedAnnotations(
+  children: Child[],
+  byPlatform: PlatformAnnotations[]
+): string[] {
+  const images = children
+    .filter((c) => c.kind === 'image')
+    .map((c) => c.descriptor.platform as Platform)
+  return byPlatform
+    .filter((a) => !images.some((p) => a.platforms.some((f) => platformMatches(f, p))))
+    .map(
+      (a) =>
+        `annotation manifest-descriptor[${a.platforms.map(formatPlatformFull).join(',')}]:${a.key} matches no image in the index: not applied`
+    )
+}

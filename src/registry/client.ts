@@ -2,7 +2,7 @@
 // through one private function, `request`, and so through the one request path (request.ts).
 import { pipeline, Transform, type Readable } from 'node:stream'
 import { digestOf, isDigest, verifyDigest } from '../core/digest.js'
-import { isSchema1Type, MANIFEST_ACCEPT, OCI_INDEX } from '../core/mediatypes.js'
+import { isIndexType, isSchema1Type, MANIFEST_ACCEPT, OCI_INDEX } from '../core/mediatypes.js'
 import {
   checkDescriptor,
   MAX_MANIFEST_BYTES,
@@ -183,7 +183,7 @@ export class RegistryClient {
   async listReferrers(
     repo: Repository,
     digest: string
-  ): Promise<{ via: 'api' | 'tag'; descriptors: Descriptor[] }> {
+  ): Promise<{ via: 'api' | 'tag'; descriptors: Descriptor[]; fallback?: RawManifest }> {
     const what = `referrers of ${digest} in ${repoName(repo)} on registry ${repo.registry}`
     const descriptors: Descriptor[] = []
     let url: string | undefined = `/v2/${repo.repository}/referrers/${digest}`
@@ -219,13 +219,20 @@ export class RegistryClient {
       else return { via: 'api', descriptors }
     }
     if (descriptors.length) return { via: 'api', descriptors }
+    let m: RawManifest
     try {
-      const m = await this.getManifest(repo, referrersTag(digest))
-      return { via: 'tag', descriptors: indexEntries(m.bytes, what) }
+      m = await this.getManifest(repo, referrersTag(digest))
     } catch (e) {
       if (isAbsent(e)) return { via: 'tag', descriptors: [] }
       throw e
     }
+    // The tag is the OCI fallback only when it holds an index: anything else is someone's tag.
+    if (!isIndexType(m.mediaType))
+      throw new RegistryError(
+        `${what}: the tag ${referrersTag(digest)} holds a manifest of type ${JSON.stringify(m.mediaType.slice(0, 100))}, not an index of referrers; it is left as it is`,
+        { registry: repo.registry, repository: repo.repository }
+      )
+    return { via: 'tag', descriptors: indexEntries(m.bytes, what), fallback: m }
   }
 
   /** Whether the blob is in `repo`; a redirect to storage counts as present. */
@@ -409,7 +416,8 @@ function indexEntries(bytes: Uint8Array, what: string): Descriptor[] {
   } catch {
     throw new RegistryError(`${what}: the registry returned an index that is not valid JSON`)
   }
-  if (!Array.isArray(doc.manifests)) return []
+  if (!Array.isArray(doc.manifests))
+    throw new RegistryError(`${what}: the registry returned an index without a manifests list`)
   const entries: unknown[] = doc.manifests
   entries.forEach((d, i) => checkDescriptor(d, `${what}: entry ${i}`))
   return entries as Descriptor[]
