@@ -27531,7 +27531,7 @@ var ManifestError = class extends UserError {
 };
 function schema1Error(where) {
   return new ManifestError(
-    `${where}: this is a Docker schema 1 manifest, which cannot be part of a multi-arch index; rebuild and push the image with a current Docker or buildah`
+    `${where ? `${where}: ` : ""}this is a Docker schema 1 manifest, which cannot be part of a multi-arch index; rebuild and push the image with a current Docker or buildah`
   );
 }
 function parseManifest(raw, where) {
@@ -28498,6 +28498,12 @@ function indexRefusalAdvice(index, children) {
   }
   return advice.join("; ");
 }
+function unmatchedAnnotations(children, byPlatform) {
+  const images = children.filter((c) => c.kind === "image").map((c) => c.descriptor.platform);
+  return byPlatform.filter((a) => !images.some((p) => a.platforms.some((f) => platformMatches(f, p)))).map(
+    (a) => `annotation manifest-descriptor[${a.platforms.map(formatPlatformFull).join(",")}]:${a.key} matches no image in the index: not applied`
+  );
+}
 
 // src/registry/errors.ts
 var RegistryError = class extends Error {
@@ -28748,7 +28754,9 @@ async function ensureChildren(copier, store, children) {
           await copier.copy(raw, c.source, c.sourceInput, c.newBlobs, ready);
         } catch (e) {
           const own = e instanceof RegistryError && e.request === `PUT manifest ${digest}`;
-          throw own && c.kind === "attestation" && isContentRefused(e) ? attestationRefused(e, c) : e;
+          if (!own || !isContentRefused(e)) throw e;
+          if (isIndexType(c.descriptor.mediaType)) throw indexAsIsRefused(e, c);
+          throw c.kind === "attestation" ? attestationRefused(e, c) : e;
         }
       })()
     );
@@ -28773,6 +28781,12 @@ function entriesOf(raw) {
   } catch {
     return [];
   }
+}
+function indexAsIsRefused(e, c) {
+  return new RegistryError(
+    `registry ${e.registry ?? "?"} refused the index ${c.descriptor.digest} (${c.descriptor.mediaType}) as it is: ${e.message}. preserve-digest pushes the index unchanged: promote without preserve-digest to let the index change (format, attestations)`,
+    detailsOf(e)
+  );
 }
 function attestationRefused(e, c) {
   const what = entryName(c);
@@ -29930,8 +29944,7 @@ var RegistryClient = class {
     const bytes = res.body;
     const doc = documentFields(bytes);
     const mediaType = doc.mediaType ?? (header(res.headers, "content-type") ?? "").split(";")[0].trim();
-    if (doc.schemaVersion === 1 || isSchema1Type(mediaType))
-      throw schema1Error(`${what} on registry ${repo.registry}`);
+    if (doc.schemaVersion === 1 || isSchema1Type(mediaType)) throw schema1Error();
     const expected = reference.includes(":") ? reference : servedDigest(res, repo, what);
     if (!expected) return { bytes, mediaType, digest: digestOf(bytes, "sha256") };
     verifyDigest(bytes, expected, `${what} from registry ${repo.registry}`);
@@ -30028,13 +30041,19 @@ var RegistryClient = class {
       else return { via: "api", descriptors };
     }
     if (descriptors.length) return { via: "api", descriptors };
+    let m;
     try {
-      const m = await this.getManifest(repo, referrersTag(digest));
-      return { via: "tag", descriptors: indexEntries(m.bytes, what) };
+      m = await this.getManifest(repo, referrersTag(digest));
     } catch (e) {
       if (isAbsent(e)) return { via: "tag", descriptors: [] };
       throw e;
     }
+    if (!isIndexType(m.mediaType))
+      throw new RegistryError(
+        `${what}: the tag ${referrersTag(digest)} holds a manifest of type ${JSON.stringify(m.mediaType.slice(0, 100))}, not an index of referrers; it is left as it is`,
+        { registry: repo.registry, repository: repo.repository }
+      );
+    return { via: "tag", descriptors: indexEntries(m.bytes, what), fallback: m };
   }
   /** Whether the blob is in `repo`; a redirect to storage counts as present. */
   async blobExists(repo, digest) {
@@ -30189,7 +30208,8 @@ function indexEntries(bytes, what) {
   } catch {
     throw new RegistryError(`${what}: the registry returned an index that is not valid JSON`);
   }
-  if (!Array.isArray(doc.manifests)) return [];
+  if (!Array.isArray(doc.manifests))
+    throw new RegistryError(`${what}: the registry returned an index without a manifests list`);
   const entries = doc.manifests;
   entries.forEach((d, i) => checkDescriptor(d, `${what}: entry ${i}`));
   return entries;
@@ -30223,7 +30243,9 @@ async function findAttached(client, store, children, log) {
       const referrers = await Promise.all(
         listed.descriptors.filter((d) => {
           if (isImageManifestType(d.mediaType)) return true;
-          log.warning(`referrer ${d.digest} of ${subject} is ${d.mediaType}, which is not copied`);
+          log.warning(
+            `referrer ${d.digest} of ${subject} is ${mediaTypeName(d.mediaType) ?? "of an unnamed type"}, which is not copied`
+          );
           return false;
         }).map(async (d) => ({ descriptor: d, raw: await store.get(c.source, d.digest) }))
       );
@@ -30265,157 +30287,28 @@ async function copyAttached(client, copier, attached, log) {
     })
   );
 }
+var FALLBACK_ATTEMPTS = 3;
 async function listAsReferrers(client, target, subject, descriptors) {
-  const listed = await client.listReferrers(target, subject);
-  const missing = descriptors.filter((r) => !listed.descriptors.some((d) => d.digest === r.digest));
-  if (listed.via !== "tag" || !missing.length) return;
-  const manifests = [...listed.descriptors, ...missing];
-  const bytes = Buffer.from(
-    JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }),
-    "utf8"
-  );
-  await client.putManifest(target, referrersTag(subject), {
-    bytes,
-    mediaType: OCI_INDEX,
-    digest: sha256(bytes)
-  });
-}
-
-// src/apply.ts
-var FINAL = { final: true };
-async function apply(client, store, opts, targets, plan, results, log) {
-  const pushTargets = reposToPush(targets, opts.tags, results);
-  await log.group(
-    "Copy children into target repositories",
-    () => copyChildren(client, store, opts, targets, pushTargets, plan, log)
-  );
-  if (opts.deadline !== void 0 && Date.now() > opts.deadline) {
-    throw new RegistryError(
-      "the time budget (input timeout) ran out before the tags were pushed: no tag moved"
+  for (let writes = 0; ; writes++) {
+    const listed = await client.listReferrers(target, subject);
+    const missing = descriptors.filter(
+      (r) => !listed.descriptors.some((d) => d.digest === r.digest)
     );
+    if (listed.via !== "tag" || !missing.length) return;
+    if (writes === FALLBACK_ATTEMPTS) break;
+    const doc = listed.fallback ? JSON.parse(Buffer.from(listed.fallback.bytes).toString("utf8")) : { schemaVersion: 2, mediaType: OCI_INDEX };
+    doc.manifests = [...listed.descriptors, ...missing];
+    const bytes = Buffer.from(JSON.stringify(doc), "utf8");
+    const mediaType = listed.fallback?.mediaType ?? OCI_INDEX;
+    await client.putManifest(target, referrersTag(subject), {
+      bytes,
+      mediaType,
+      digest: sha256(bytes)
+    });
   }
-  await log.group("Push tags", () => pushTags(client, opts, targets, plan, results, log));
-}
-async function copyChildren(client, store, opts, targets, pushTargets, plan, log) {
-  const { children, attached: referrers = [] } = plan;
-  const copiers = targets.map((t) => new TargetCopier(client, t, (d) => store.knownConfig(d)));
-  const pushing = copiers.filter((c) => pushTargets.includes(c.target));
-  const [attached] = await Promise.all([
-    opts.copyReferrers ? findAttached(client, store, children, log) : [],
-    allSettledOrThrow(
-      pushing.map(async (c) => {
-        await ensureChildren(c, store, [...children, ...referrers]);
-        await registerReferrers(client, c.target, referrers, log);
-      })
-    )
-  ]);
-  if (attached.length)
-    await allSettledOrThrow(copiers.map((c) => copyAttached(client, c, attached, log)));
-  for (const c of pushing) log.info(c.describe());
-  if (pushTargets.length === 0) log.info("every tag is already current: nothing to copy");
-}
-async function registerReferrers(client, target, referrers, log) {
-  const bySubject = /* @__PURE__ */ new Map();
-  for (const r of referrers)
-    bySubject.set(r.subject ?? "", [...bySubject.get(r.subject ?? "") ?? [], r]);
-  await allSettledOrThrow(
-    [...bySubject].map(async ([subject, list]) => {
-      await listAsReferrers(
-        client,
-        target,
-        subject,
-        list.map((r) => r.descriptor)
-      );
-      log.info(
-        `${repoName(target)}: ${list.length} attestation(s) attached to ${subject} as referrers`
-      );
-    })
-  );
-}
-async function pushTags(client, opts, targets, plan, results, log) {
-  const { index } = plan;
-  const settled = await Promise.allSettled(
-    targets.map(async (repo) => {
-      for (const [i, t] of opts.tags.entries()) {
-        if (repoName(t) === repoName(repo)) await pushTag(client, opts, t, plan, results[i], log);
-      }
-    })
-  );
-  const failed = settled.find((x) => x.status === "rejected");
-  if (failed) {
-    await rollBack(client, opts.tags, results, index.digest, log);
-    throw failed.reason;
-  }
-}
-async function pushTag(client, opts, t, plan, r, log) {
-  const { index } = plan;
-  if (r.outcome === "unchanged") {
-    log.info(`${r.ref} already points at ${index.digest}: not pushed again`);
-    return;
-  }
-  try {
-    await client.putManifest(t, t.tag ?? "latest", index, FINAL);
-  } catch (e) {
-    if (!(e instanceof RegistryError)) throw e;
-    if (isContentRefused(e)) throw indexRefused(e, r, plan, !!opts.preserveDigest);
-    if (!isTagConflict(e) || !r.previous) throw e;
-    if ((isDenied(e) || isForbiddenAsInvalid(e)) && opts.onConflict !== "fail")
-      await client.putManifest(t, index.digest, index, FINAL);
-    handleConflict(opts, t, r, e, log);
-    r.outcome = "skipped";
-    return;
-  }
-  r.moved = true;
-  log.info(`pushed ${r.ref} -> ${index.digest}${r.previous ? ` (was ${r.previous})` : ""}`);
-}
-function handleConflict(opts, t, r, e, log) {
-  const message = `tag ${r.ref} holds ${r.previous} and the registry refused to overwrite it (HTTP ${e.status}${e.code ? ` ${e.code}` : ""}): ` + conflictReason(e, repoName(t));
-  if (opts.onConflict === "skip") log.info(`skipped: ${message}`);
-  else if (opts.onConflict === "warn") log.warning(message);
-  else {
-    throw new RegistryError(`${message} (set on-conflict: skip or warn to go on)`, detailsOf(e));
-  }
-}
-function indexRefused(e, r, plan, preserved) {
-  const { index, children } = plan;
-  const advice = preserved ? "preserve-digest pushes the index as it is: promote without preserve-digest to let the index change" : indexRefusalAdvice(index, children);
-  const what = preserved ? "promoted unchanged" : `${children.length} entries`;
-  return new RegistryError(
-    `registry ${e.registry ?? "?"} refused the index ${index.digest} (${index.mediaType}, ${what}) for ${r.ref}: ${e.message}${advice ? `. ${advice}` : ""}`,
-    detailsOf(e)
-  );
-}
-function conflictReason(e, repo) {
-  if (e.status === 412) return `the tag is immutable (a tag immutability rule of ${repo})`;
-  if (e.code === "TAG_INVALID") return `the tag is immutable (${repo} has immutable tags)`;
-  return `the credentials lack overwrite (delete) permission on ${repo}, or the tag is immutable`;
-}
-async function rollBack(client, tags, results, digest, log) {
-  await Promise.all(
-    tags.map(async (t, i) => {
-      const r = results[i];
-      if (r.outcome !== "pushed" || !r.moved) return;
-      if (!r.previous) {
-        log.warning(
-          `${r.ref} did not exist before this run and now holds the new index: delete it by hand if needed`
-        );
-        return;
-      }
-      try {
-        const now = await client.headManifest(t, t.tag ?? "latest", FINAL);
-        if (now?.digest !== digest) {
-          log.warning(
-            `${r.ref} now holds ${now?.digest ?? "nothing"}, not this run's index: left as it is`
-          );
-          return;
-        }
-        const previous = await client.getManifest(t, r.previous, FINAL);
-        await client.putManifest(t, t.tag ?? "latest", previous, FINAL);
-        log.warning(`${r.ref} put back on ${r.previous} because another tag could not be pushed`);
-      } catch (e) {
-        log.warning(`${r.ref} could not be put back on ${r.previous}: ${e.message}`);
-      }
-    })
+  throw new RegistryError(
+    `the referrers tag ${referrersTag(subject)} in ${repoName(target)} kept changing while this run added to it (${FALLBACK_ATTEMPTS} attempts); run again`,
+    { registry: target.registry, repository: target.repository }
   );
 }
 
@@ -30505,6 +30398,164 @@ async function attachAsReferrers(store, children, decisions) {
     })
   );
   return { children: children.filter((c) => !isAttestation(c)), attached };
+}
+async function attachMissing(client, copier, store, referrers, log) {
+  const subjects = [...new Set(referrers.map((r) => r.subject ?? ""))];
+  const listed = await allSettledOrThrow(
+    subjects.map((s) => client.listReferrers(copier.target, s))
+  );
+  const known = new Set(listed.flatMap((l) => l.descriptors.map((d) => d.digest)));
+  const missing = referrers.filter((r) => !known.has(r.descriptor.digest));
+  if (!missing.length) return;
+  await ensureChildren(copier, store, missing);
+  await registerReferrers(client, copier.target, missing, log);
+}
+async function registerReferrers(client, target, referrers, log) {
+  const bySubject = /* @__PURE__ */ new Map();
+  for (const r of referrers)
+    bySubject.set(r.subject ?? "", [...bySubject.get(r.subject ?? "") ?? [], r]);
+  await allSettledOrThrow(
+    [...bySubject].map(async ([subject, list]) => {
+      await listAsReferrers(
+        client,
+        target,
+        subject,
+        list.map((r) => r.descriptor)
+      );
+      log.info(
+        `${repoName(target)}: ${list.length} attestation(s) attached to ${subject} as referrers`
+      );
+    })
+  );
+}
+
+// src/apply.ts
+var FINAL = { final: true };
+async function apply(client, store, opts, targets, plan, results, log) {
+  const pushTargets = reposToPush(targets, opts.tags, results);
+  await log.group(
+    "Copy children into target repositories",
+    () => copyChildren(client, store, opts, targets, pushTargets, plan, log)
+  );
+  if (opts.deadline !== void 0 && Date.now() > opts.deadline) {
+    throw new RegistryError(
+      "the time budget (input timeout) ran out before the tags were pushed: no tag moved"
+    );
+  }
+  await log.group("Push tags", () => pushTags(client, opts, targets, plan, results, log));
+}
+async function copyChildren(client, store, opts, targets, pushTargets, plan, log) {
+  const { children, attached: referrers = [] } = plan;
+  const copiers = targets.map((t) => new TargetCopier(client, t, (d) => store.knownConfig(d)));
+  const pushing = copiers.filter((c) => pushTargets.includes(c.target));
+  const copies = allSettledOrThrow(
+    copiers.map(async (c) => {
+      if (pushing.includes(c)) {
+        await ensureChildren(c, store, [...children, ...referrers]);
+        await registerReferrers(client, c.target, referrers, log);
+      } else if (referrers.length) {
+        await attachMissing(client, c, store, referrers, log);
+      }
+    })
+  );
+  const [attached] = await Promise.allSettled([
+    opts.copyReferrers ? findAttached(client, store, children, log) : Promise.resolve([]),
+    copies
+  ]).then(([a, b]) => {
+    if (b.status === "rejected") throw b.reason;
+    if (a.status === "rejected") throw a.reason;
+    return [a.value];
+  });
+  if (attached.length)
+    await allSettledOrThrow(copiers.map((c) => copyAttached(client, c, attached, log)));
+  for (const c of pushing) log.info(c.describe());
+  if (pushTargets.length === 0) log.info("every tag is already current: nothing to copy");
+}
+async function pushTags(client, opts, targets, plan, results, log) {
+  const { index } = plan;
+  const settled = await Promise.allSettled(
+    targets.map(async (repo) => {
+      for (const [i, t] of opts.tags.entries()) {
+        if (repoName(t) === repoName(repo)) await pushTag(client, opts, t, plan, results[i], log);
+      }
+    })
+  );
+  const failed = settled.find((x) => x.status === "rejected");
+  if (failed) {
+    await rollBack(client, opts.tags, results, index.digest, log);
+    throw failed.reason;
+  }
+}
+async function pushTag(client, opts, t, plan, r, log) {
+  const { index } = plan;
+  if (r.outcome === "unchanged") {
+    log.info(`${r.ref} already points at ${index.digest}: not pushed again`);
+    return;
+  }
+  try {
+    await client.putManifest(t, t.tag ?? "latest", index, FINAL);
+  } catch (e) {
+    if (!(e instanceof RegistryError)) throw e;
+    if (isContentRefused(e)) throw indexRefused(e, r, plan, !!opts.preserveDigest);
+    if (!isTagConflict(e) || !r.previous) throw e;
+    if ((isDenied(e) || isForbiddenAsInvalid(e)) && opts.onConflict !== "fail")
+      await client.putManifest(t, index.digest, index, FINAL);
+    handleConflict(opts, t, r, e, log);
+    r.outcome = "skipped";
+    return;
+  }
+  r.moved = true;
+  log.info(`pushed ${r.ref} -> ${index.digest}${r.previous ? ` (was ${r.previous})` : ""}`);
+}
+function handleConflict(opts, t, r, e, log) {
+  const message = `tag ${r.ref} holds ${r.previous} and the registry refused to overwrite it (HTTP ${e.status}${e.code ? ` ${e.code}` : ""}): ` + conflictReason(e, repoName(t));
+  if (opts.onConflict === "skip") log.info(`skipped: ${message}`);
+  else if (opts.onConflict === "warn") log.warning(message);
+  else {
+    throw new RegistryError(`${message} (set on-conflict: skip or warn to go on)`, detailsOf(e));
+  }
+}
+function indexRefused(e, r, plan, preserved) {
+  const { index, children } = plan;
+  const advice = preserved ? "preserve-digest pushes the index as it is: promote without preserve-digest to let the index change" : indexRefusalAdvice(index, children);
+  const what = preserved ? "promoted unchanged" : `${children.length} entries`;
+  return new RegistryError(
+    `registry ${e.registry ?? "?"} refused the index ${index.digest} (${index.mediaType}, ${what}) for ${r.ref}: ${e.message}${advice ? `. ${advice}` : ""}`,
+    detailsOf(e)
+  );
+}
+function conflictReason(e, repo) {
+  if (e.status === 412) return `the tag is immutable (a tag immutability rule of ${repo})`;
+  if (e.code === "TAG_INVALID") return `the tag is immutable (${repo} has immutable tags)`;
+  return `the credentials lack overwrite (delete) permission on ${repo}, or the tag is immutable`;
+}
+async function rollBack(client, tags, results, digest, log) {
+  await Promise.all(
+    tags.map(async (t, i) => {
+      const r = results[i];
+      if (r.outcome !== "pushed" || !r.moved) return;
+      if (!r.previous) {
+        log.warning(
+          `${r.ref} did not exist before this run and now holds the new index: delete it by hand if needed`
+        );
+        return;
+      }
+      try {
+        const now = await client.headManifest(t, t.tag ?? "latest", FINAL);
+        if (now?.digest !== digest) {
+          log.warning(
+            `${r.ref} now holds ${now?.digest ?? "nothing"}, not this run's index: left as it is`
+          );
+          return;
+        }
+        const previous = await client.getManifest(t, r.previous, FINAL);
+        await client.putManifest(t, t.tag ?? "latest", previous, FINAL);
+        log.warning(`${r.ref} put back on ${r.previous} because another tag could not be pushed`);
+      } catch (e) {
+        log.warning(`${r.ref} could not be put back on ${r.previous}: ${e.message}`);
+      }
+    })
+  );
 }
 
 // src/manifest-store.ts
@@ -30829,7 +30880,7 @@ async function resolveIndex(store, opts, spec, log) {
   log.info(
     `index ${index.digest} (${mediaType}, ${children.length} entries${nested.length ? ` in ${nested.length + 1} indexes` : ""}) promoted unchanged (preserve-digest): every tag gets its bytes as they are`
   );
-  return { index, children, nested };
+  return { index: { ...index, mediaType }, children, nested };
 }
 async function nestedIndexes(store, spec, raw, seen) {
   const parsed = parseManifest(raw, `source ${spec.input} (index ${raw.digest})`);
@@ -30943,6 +30994,8 @@ function copiedFrom(opts, targets) {
 function readTag(store, tag) {
   return store.get(tag, tag.tag ?? "latest").catch((e) => {
     if (isAbsent(e)) return void 0;
+    if (e instanceof ManifestError)
+      throw new ManifestError(`append: ${formatReference(tag)}: ${e.message}`, { cause: e });
     throw e;
   });
 }
@@ -30970,6 +31023,9 @@ async function resolveAndPlan(store, opts, targets, appendBase, log) {
   if (asReferrers(opts.attestations))
     ({ children, attached } = await attachAsReferrers(store, children, entries.decisions));
   const annotations = appendBase ? keptAnnotations(await appendBase, opts, entries.decisions) : opts.annotations;
+  entries.decisions.push(
+    ...unmatchedAnnotations(children, opts.platformDescriptorAnnotations ?? [])
+  );
   for (const d of entries.decisions) log.info(d);
   const { index, children: indexed } = planIndex(children, { ...opts, annotations });
   log.info(`index ${index.digest} (${index.mediaType}, ${indexed.length} entries)`);
@@ -31057,90 +31113,15 @@ function describeAttestations(all, kept, mode) {
 
 // src/registry/credentials.ts
 import { execFile } from "node:child_process";
+import { readFileSync as readFileSync2 } from "node:fs";
+import { join as join3 } from "node:path";
+
+// src/registry/scoped-credentials.ts
 import { readdirSync as readdirSync2, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join as join2, resolve } from "node:path";
-function serverAddress(registry) {
-  return registry === DOCKER_HUB ? "https://index.docker.io/v1/" : registry;
-}
-function lookup(map, registry) {
-  if (!map) return void 0;
-  if (Object.hasOwn(map, serverAddress(registry))) return map[serverAddress(registry)];
-  for (const [key, value] of Object.entries(map)) if (registryOf(key) === registry) return value;
-  return void 0;
-}
 function dockerConfigDir(env) {
   return env.DOCKER_CONFIG || join2(env.HOME || homedir(), ".docker");
-}
-function readDockerConfig(env = process.env) {
-  const dir = dockerConfigDir(env);
-  try {
-    return JSON.parse(readFileSync(join2(dir, "config.json"), "utf8"));
-  } catch {
-    return {};
-  }
-}
-function dockerConfigCredential(config, registry) {
-  const entry = lookup(config.auths, registry);
-  if (!entry) return void 0;
-  let { username, password } = entry;
-  if (entry.auth) {
-    const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
-    const i = decoded.indexOf(":");
-    if (i > 0) {
-      username = decoded.slice(0, i);
-      password = decoded.slice(i + 1).replace(/\0+$/, "");
-    }
-  }
-  if (entry.identitytoken) return { identityToken: entry.identitytoken, username };
-  if (username && password) return { username, password };
-  return void 0;
-}
-var HELPER_TIMEOUT_MS = 2e4;
-function runCredentialHelper(helper, registry, timeoutMs = HELPER_TIMEOUT_MS) {
-  const program = `docker-credential-${helper}`;
-  const fail2 = (why) => new Error(`credential helper ${program} failed for registry ${registry}: ${why}`);
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith("INPUT_"))
-  );
-  return new Promise((resolve2, reject) => {
-    const child = execFile(
-      program,
-      ["get"],
-      { timeout: timeoutMs, maxBuffer: 1024 * 1024, env },
-      (err, stdout, stderr) => {
-        if (err) {
-          const e = err;
-          if (e.code === "ENOENT") return reject(fail2(`${program} is not on PATH`));
-          if (e.killed) return reject(fail2(`no answer within ${timeoutMs / 1e3} s`));
-          const message = `${stdout} ${stderr}`.trim();
-          if (/credentials not found/i.test(message)) return resolve2(void 0);
-          return reject(
-            fail2(
-              `it exited with code ${String(e.code)} (its output is not shown: it may hold a secret)`
-            )
-          );
-        }
-        let answer;
-        try {
-          answer = JSON.parse(stdout);
-        } catch {
-          return reject(fail2("its answer is not JSON"));
-        }
-        if (!answer.Secret) return resolve2(void 0);
-        if (answer.Username === "<token>") return resolve2({ identityToken: answer.Secret });
-        resolve2({ username: answer.Username ?? "", password: answer.Secret });
-      }
-    );
-    child.stdin?.on("error", () => {
-    });
-    child.stdin?.end(serverAddress(registry));
-  });
-}
-async function configCredential(config, registry, runHelper = runCredentialHelper) {
-  const helper = lookup(config.credHelpers, registry) || config.credsStore;
-  const fromHelper = helper ? await runHelper(helper, registry) : void 0;
-  return fromHelper ?? dockerConfigCredential(config, registry);
 }
 function buildxConfigDir(env = process.env) {
   return resolve(env.BUILDX_CONFIG || join2(dockerConfigDir(env), "buildx"));
@@ -31238,6 +31219,87 @@ function loadScopedConfig(c) {
 function describeScope(c) {
   const actions = [...c.actions].join(",");
   return `${c.registry}${c.repository ? `/${c.repository}` : ""}${actions ? `@${actions}` : ""}`;
+}
+
+// src/registry/credentials.ts
+function serverAddress(registry) {
+  return registry === DOCKER_HUB ? "https://index.docker.io/v1/" : registry;
+}
+function lookup(map, registry) {
+  if (!map) return void 0;
+  if (Object.hasOwn(map, serverAddress(registry))) return map[serverAddress(registry)];
+  for (const [key, value] of Object.entries(map)) if (registryOf(key) === registry) return value;
+  return void 0;
+}
+function readDockerConfig(env = process.env) {
+  const dir = dockerConfigDir(env);
+  try {
+    return JSON.parse(readFileSync2(join3(dir, "config.json"), "utf8"));
+  } catch {
+    return {};
+  }
+}
+function dockerConfigCredential(config, registry) {
+  const entry = lookup(config.auths, registry);
+  if (!entry) return void 0;
+  let { username, password } = entry;
+  if (entry.auth) {
+    const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
+    const i = decoded.indexOf(":");
+    if (i > 0) {
+      username = decoded.slice(0, i);
+      password = decoded.slice(i + 1).replace(/\0+$/, "");
+    }
+  }
+  if (entry.identitytoken) return { identityToken: entry.identitytoken, username };
+  if (username && password) return { username, password };
+  return void 0;
+}
+var HELPER_TIMEOUT_MS = 2e4;
+function runCredentialHelper(helper, registry, timeoutMs = HELPER_TIMEOUT_MS) {
+  const program = `docker-credential-${helper}`;
+  const fail2 = (why) => new Error(`credential helper ${program} failed for registry ${registry}: ${why}`);
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("INPUT_"))
+  );
+  return new Promise((resolve2, reject) => {
+    const child = execFile(
+      program,
+      ["get"],
+      { timeout: timeoutMs, maxBuffer: 1024 * 1024, env },
+      (err, stdout, stderr) => {
+        if (err) {
+          const e = err;
+          if (e.code === "ENOENT") return reject(fail2(`${program} is not on PATH`));
+          if (e.killed) return reject(fail2(`no answer within ${timeoutMs / 1e3} s`));
+          const message = `${stdout} ${stderr}`.trim();
+          if (/credentials not found/i.test(message)) return resolve2(void 0);
+          return reject(
+            fail2(
+              `it exited with code ${String(e.code)} (its output is not shown: it may hold a secret)`
+            )
+          );
+        }
+        let answer;
+        try {
+          answer = JSON.parse(stdout);
+        } catch {
+          return reject(fail2("its answer is not JSON"));
+        }
+        if (!answer.Secret) return resolve2(void 0);
+        if (answer.Username === "<token>") return resolve2({ identityToken: answer.Secret });
+        resolve2({ username: answer.Username ?? "", password: answer.Secret });
+      }
+    );
+    child.stdin?.on("error", () => {
+    });
+    child.stdin?.end(serverAddress(registry));
+  });
+}
+async function configCredential(config, registry, runHelper = runCredentialHelper) {
+  const helper = lookup(config.credHelpers, registry) || config.credsStore;
+  const fromHelper = helper ? await runHelper(helper, registry) : void 0;
+  return fromHelper ?? dockerConfigCredential(config, registry);
 }
 var StaticCredentials = class {
   constructor(sources = {}) {

@@ -10,7 +10,7 @@ import {
   type OnDuplicate
 } from './core/children.js'
 import type { IndexFormat } from './core/index-builder.js'
-import { parseManifest, type RawManifest } from './core/manifest.js'
+import { ManifestError, parseManifest, type RawManifest } from './core/manifest.js'
 import {
   describedAsFetched,
   planIndex,
@@ -134,6 +134,9 @@ function copiedFrom(opts: MergeOptions, targets: Repository[]): (repo: Repositor
 function readTag(store: ManifestStore, tag: Reference): Promise<RawManifest | undefined> {
   return store.get(tag, tag.tag ?? 'latest').catch((e: unknown) => {
     if (isAbsent(e)) return undefined
+    // What the tag holds cannot be appended to (schema 1): say which tag.
+    if (e instanceof ManifestError)
+      throw new ManifestError(`append: ${formatReference(tag)}: ${e.message}`, { cause: e })
     throw e
   })
 }

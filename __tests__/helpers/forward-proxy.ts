@@ -1,6 +1,8 @@
 // Test helper: a real forward proxy, Debian's tinyproxy, on a free 127.0.0.1 port. Its log lists
 // every request it was sent ("CONNECT 127.0.0.1:5000", "GET http://127.0.0.1:5000/v2/"), which is
-// how tests prove traffic went through it.
+// how tests prove traffic went through it. A test reads that list only once tinyproxy has logged
+// a marker request sent after everything before it was answered (requests()): tinyproxy logs a
+// request line as it reads it, before answering, so every earlier request is in the log by then.
 //
 // As with the registry helper, tinyproxy runs under a `sh` wrapper that holds a pipe from this
 // process and kills tinyproxy when the pipe closes, so no proxy outlives the jest worker.
@@ -23,14 +25,18 @@ export interface ForwardProxy {
   port: number
   /** 'http://user:password@127.0.0.1:PORT', with basicAuth. */
   urlWithAuth?: string
-  /** Request lines tinyproxy logged since start or the last clear(): "METHOD TARGET". */
+  /**
+   * Request lines tinyproxy logged since start or the last clear(): "METHOD TARGET", read once
+   * a marker request sent now shows in the log (every request answered before this call is
+   * then in it), waiting 10 s at most.
+   */
   requests(): Promise<string[]>
   clear(): Promise<void>
   log(): Promise<string>
   stop(): Promise<void>
 }
 
-/** A port nothing listens on (bound, then released): for an unreachable proxy. */
+/** A port nothing listens on (bound, then released): for tinyproxy to listen on. */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer()
@@ -41,6 +47,36 @@ export async function freePort(): Promise<number> {
       srv.close(() => resolve(port))
     })
   })
+}
+
+/**
+ * A 127.0.0.1 port where a connection is refused (ECONNREFUSED) until release(), and that
+ * nothing else can take meanwhile: the local end of a connection this process holds open. No
+ * socket listens on it, and the port stays bound, so no listen(0) elsewhere is given it.
+ */
+export async function refusingPort(): Promise<{ port: number; release(): Promise<void> }> {
+  const accepted: net.Socket[] = []
+  const server = net.createServer((s) => accepted.push(s.on('error', () => {})))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', resolve)
+  })
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
+  client.on('error', () => {})
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', resolve)
+    client.once('error', reject)
+  })
+  const port = client.localPort
+  if (port === undefined) throw new Error('the holding connection has no local port')
+  return {
+    port,
+    release: async () => {
+      client.destroy()
+      accepted.forEach((s) => s.destroy())
+      await new Promise<void>((r) => server.close(() => r()))
+    }
+  }
 }
 
 // $1 config. Prints 'pid N'; kills tinyproxy when stdin closes (stop(), or this process dying).
@@ -131,13 +167,29 @@ async function startOnce(opts: ForwardProxyOptions): Promise<ForwardProxy | unde
   }
   // Connections from the readiness probe are logged too: requests count from here.
   let from = 0
+  let marks = 0
   const log = (): Promise<string> => readFile(logFile, 'utf8')
+  /** The log up to the line of a marker request sent now (tinyproxy answers it 400 itself). */
+  const logged = async (): Promise<string> => {
+    const mark = `/${MARK}-${++marks}`
+    await sendMark(port, mark)
+    const line = `: GET ${mark} `
+    const until = Date.now() + 10_000
+    for (;;) {
+      const text = await log()
+      const at = text.indexOf(line, from)
+      if (at >= 0) return text.slice(0, text.indexOf('\n', at) + 1 || text.length)
+      if (Date.now() > until)
+        throw new Error(`tinyproxy did not log the marker ${mark} within 10 s\n${text.slice(from)}`)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
   const requests = async (): Promise<string[]> =>
-    [...(await log()).slice(from).matchAll(/Request \(file descriptor \d+\): (\S+ \S+)/g)].map(
-      (m) => m[1]
-    )
+    [...(await logged()).slice(from).matchAll(/Request \(file descriptor \d+\): (\S+ \S+)/g)]
+      .map((m) => m[1])
+      .filter((l) => !l.startsWith(`GET /${MARK}-`))
   const clear = async (): Promise<void> => {
-    from = (await log()).length
+    from = (await logged()).length
   }
   await clear()
   const url = `http://127.0.0.1:${port}`
@@ -153,6 +205,24 @@ async function startOnce(opts: ForwardProxyOptions): Promise<ForwardProxy | unde
     log,
     stop
   }
+}
+
+/** Marker requests' paths start with this (never a request of the code under test). */
+const MARK = 'mam-forward-proxy-mark'
+
+/**
+ * Sends `GET <path>` (not an absolute URI: tinyproxy answers it itself, without going upstream)
+ * and reads the answer, whatever it is.
+ */
+function sendMark(port: number, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.end(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`)
+    })
+    s.on('data', () => {})
+    s.on('error', reject)
+    s.on('close', () => resolve())
+  })
 }
 
 export async function startForwardProxy(opts: ForwardProxyOptions = {}): Promise<ForwardProxy> {

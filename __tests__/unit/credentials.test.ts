@@ -7,20 +7,22 @@ import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { UserError } from '../../src/errors.js'
 import {
-  buildxConfigDir,
   configCredential,
-  describeScope,
   dockerConfigCredential,
-  parseScopedConfigKey,
   readDockerConfig,
-  readScopedConfigs,
   runCredentialHelper,
-  selectScopedConfig,
   StaticCredentials,
   type Credential,
-  type DockerConfig,
-  type ScopedConfig
+  type DockerConfig
 } from '../../src/registry/credentials.js'
+import {
+  buildxConfigDir,
+  describeScope,
+  parseScopedConfigKey,
+  readScopedConfigs,
+  selectScopedConfig,
+  type ScopedConfig
+} from '../../src/registry/scoped-credentials.js'
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64')
 

@@ -68,10 +68,10 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
  */
 export class ManifestError extends UserError {}
 
-/** A Docker schema 1 manifest, refused wherever it is met. */
-export function schema1Error(where: string): ManifestError {
+/** A Docker schema 1 manifest, refused wherever it is met; `where` may be left to the caller. */
+export function schema1Error(where?: string): ManifestError {
   return new ManifestError(
-    `${where}: this is a Docker schema 1 manifest, which cannot be part of a multi-arch index; rebuild and push the image with a current Docker or buildah`
+    `${where ? `${where}: ` : ''}this is a Docker schema 1 manifest, which cannot be part of a multi-arch index; rebuild and push the image with a current Docker or buildah`
   )
 }
 

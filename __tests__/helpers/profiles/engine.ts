@@ -19,7 +19,7 @@ import path from 'node:path'
 import { forward } from '../faults.js'
 import { startProxy } from '../proxy.js'
 import type { TestRegistry } from '../registry.js'
-import { mountsAnswer202 } from './rules.js'
+import { mountsAnswer202, subjectOrder } from './rules.js'
 import {
   DOCKER_LIST,
   DOCKER_MANIFEST,
@@ -95,6 +95,9 @@ export async function startProfile(
   const prefixes: Array<{ prefix: string; o: RepoOptions }> = []
   const created = new Set<string>()
   const events: ProfileEvent[] = []
+  const waiting: Array<{ kind: string; repo?: string; resolve: (e: ProfileEvent) => void }> = []
+  const matches = (e: ProfileEvent, kind: string, repo?: string): boolean =>
+    e.kind === kind && (repo === undefined || e.repo === repo)
   const tokenRequests: RegistryProfile['tokenRequests'] = []
   const bodies = new WeakMap<IncomingMessage, Promise<Buffer>>()
   const hooks = new WeakMap<IncomingMessage, ResponseHook[]>()
@@ -126,7 +129,10 @@ export async function startProfile(
     if (req.method === 'POST') {
       const form = new URLSearchParams((await readAll(req)).toString('utf8'))
       const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean)
-      const refused = spec.auth.postStatus
+      const refused = scopes
+        .map((s) => /^repository:(.+):[^:]*$/.exec(s)?.[1])
+        .map((repo) => (repo === undefined ? undefined : optionsFor(repo).oauthPostStatus))
+        .find((status) => status !== undefined)
       const ok = form.get('refresh_token') === identityToken
       const status = refused ?? (ok ? 200 : 401)
       tokenRequests.push({ method: 'POST', status, scopes })
@@ -285,8 +291,12 @@ export async function startProfile(
     createRepository: (name) => {
       created.add(name)
     },
-    count: (kind, repo) =>
-      events.filter((e) => e.kind === kind && (repo === undefined || e.repo === repo)).length,
+    count: (kind, repo) => events.filter((e) => matches(e, kind, repo)).length,
+    waitFor: (kind, repo) => {
+      const seen = events.find((e) => matches(e, kind, repo))
+      if (seen) return Promise.resolve(seen)
+      return new Promise((resolve) => waiting.push({ kind, repo, resolve }))
+    },
     stop: async () => {
       await proxy.stop()
       if (tokenServer) await close(tokenServer)
@@ -327,13 +337,21 @@ export async function startProfile(
     repoExists: (repo) => created.has(repo) || existsSync(repoDir(repo)),
     note: (e) => {
       events.push(e)
+      for (const w of [...waiting])
+        if (matches(e, w.kind, w.repo)) {
+          waiting.splice(waiting.indexOf(w), 1)
+          w.resolve(e)
+        }
     }
   }
 
-  // A registry that does not mount a blob opens an upload session instead (202): the OCI
-  // distribution spec's answer, "Mounting a blob from another repository". Profiles with an
+  // After the profile's own rules, the switches every profile has: the order of subjects and
+  // what refers to them (RepoOptions.subjectMustExist, holdImageManifestsMs), and mounts not
+  // done: a registry that does not mount a blob opens an upload session instead (202), the OCI
+  // distribution spec's answer ("Mounting a blob from another repository",
+  // https://github.com/opencontainers/distribution-spec/blob/main/spec.md). Profiles with an
   // answer of their own (Harbor's 401) have it among their rules, which come first.
-  const rules = [...spec.rules, mountsAnswer202()]
+  const rules = [...spec.rules, ...subjectOrder(), mountsAnswer202()]
   proxy.rules.push(async (req, res) => {
     const u = new URL(req.url ?? '/', 'http://x')
     if (

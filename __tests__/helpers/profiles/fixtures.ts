@@ -15,7 +15,10 @@ import {
 export const EMPTY_CONFIG = 'application/vnd.oci.empty.v1+json'
 /** BuildKit 0.32's attestation manifests as OCI artifacts (moby/buildkit#6914, #5561). */
 export const ATTESTATION_ARTIFACT = 'application/vnd.docker.attestation.manifest.v1+json'
-/** cosign v3 attaches a Sigstore bundle as an OCI 1.1 referrer of this type. */
+/**
+ * cosign v3 attaches a Sigstore bundle as an OCI 1.1 referrer of this artifact type (sigstore/cosign
+ * specs/BUNDLE_SPEC.md; sigstore/cosign#4422 on the type its referrers index lists).
+ */
 export const SIGSTORE_BUNDLE = 'application/vnd.dev.sigstore.bundle.v0.3+json'
 
 const unknown = { architecture: 'unknown', os: 'unknown' }
@@ -185,4 +188,43 @@ export async function pushCosignSignature(
     },
     `${subject.digest.replace(':', '-')}.sig`
   )
+}
+
+/** regctl's builder artifacts' layer type (as __tests__/integration/real-tools.test.ts pushes them). */
+export const BUILDER_LAYER = 'application/vnd.regclient.builder+json'
+
+/**
+ * A source index whose companion entry has no `platform` at all: the OCI image spec makes it
+ * optional in an index (opencontainers/image-spec image-index.md, as
+ * https://issues.redhat.com/browse/PROJQUAY-4803 quotes it), and Quay refuses an index that
+ * lacks it (selfhosted.ts). The companion is a builder artifact (empty config, one layer) that
+ * names its image `by` the `vnd.docker.reference.type: builder` annotation with
+ * `vnd.docker.reference.digest`, or by an OCI `subject` in its manifest (then the entry carries
+ * the type annotation only).
+ */
+export async function pushUnplatformedCompanion(
+  reg: RegistryRef,
+  repo: string,
+  opts: { arch: string; seed: string; by: 'annotation' | 'subject' }
+): Promise<{ index: string; image: PushedImage; companion: Pushed }> {
+  const image = await pushImage(reg, repo, { arch: opts.arch, seed: opts.seed, format: 'oci' })
+  const empty = await pushBlob(reg, repo, '{}')
+  const layer = await pushBlob(reg, repo, JSON.stringify({ builder: opts.seed, arch: opts.arch }))
+  const doc: Record<string, unknown> = {
+    schemaVersion: 2,
+    mediaType: MT.ociManifest,
+    config: { mediaType: EMPTY_CONFIG, digest: empty.digest, size: empty.size },
+    layers: [{ mediaType: BUILDER_LAYER, digest: layer.digest, size: layer.size }]
+  }
+  if (opts.by === 'subject')
+    doc.subject = { mediaType: image.mediaType, digest: image.digest, size: image.size }
+  const companion = await manifest(reg, repo, doc)
+  const annotations: Record<string, string> = { 'vnd.docker.reference.type': 'builder' }
+  if (opts.by === 'annotation') annotations['vnd.docker.reference.digest'] = image.digest
+  const index = await pushIndex(reg, repo, undefined, [
+    image.descriptor,
+    // No platform field: not unknown/unknown, none at all.
+    { mediaType: MT.ociManifest, digest: companion.digest, size: companion.size, annotations }
+  ])
+  return { index: index.digest, image, companion }
 }

@@ -8,9 +8,11 @@ import { immutableTags, largeHeaders, ociSubjectHeader, referrersApi } from './r
 import { type ProfileRule, type ProfileSpec } from './types.js'
 
 /**
- * GHCR. Token server on the registry's own host at /token, challenge with the scope
- * (docker's and crane's logs against ghcr.io show `Bearer realm="https://ghcr.io/token",
- * service="ghcr.io",scope="repository:…:pull"`).
+ * GHCR. Token server on the registry's own host at /token, challenge with the scope:
+ * `Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:…:pull"` (GHCR's
+ * answer as renovatebot/renovate's lib/modules/datasource/docker/index.spec.ts "supports ghcr"
+ * replays it; the token URL https://ghcr.io/token?service=ghcr.io&scope=… in
+ * opensciencegrid/cvmfs-singularity-sync#353).
  */
 export function ghcr(packages: { url: string }): ProfileSpec {
   // GHCR answers the referrers endpoint with 303 See Other to another host
@@ -77,7 +79,8 @@ export async function startGhcrPackagesHost(): Promise<{
 /**
  * Docker Hub. The token server is a host of its own (auth.docker.io, registry-1.docker.io's
  * challenge `Bearer realm="https://auth.docker.io/token",service="registry.docker.io",
- * scope=…`: docker/distribution's token auth docs).
+ * scope=…`: Distribution's token authentication spec,
+ * https://distribution.github.io/distribution/spec/auth/token/, and distribution/distribution#1203).
  */
 export function dockerhub(): ProfileSpec {
   const remaining = new Map<string, number>()
@@ -122,7 +125,8 @@ export function dockerhub(): ProfileSpec {
     // option referrers: 'api'.
     defaults: { referrers: 'none' },
     // Manifest GETs and HEADs carry the pull allowance; HEAD does not count against it
-    // (docs.docker.com "Docker Hub rate limit": ratelimit-limit / ratelimit-remaining
+    // (https://docs.docker.com/docker-hub/usage/pulls/, docker/docs
+    // content/manuals/docker-hub/usage/pulls.md: ratelimit-limit / ratelimit-remaining
     // `N;w=21600`, docker-ratelimit-source).
     headers: (route, req): Record<string, string> => {
       if (route.kind !== 'manifest' || !['GET', 'HEAD'].includes(req.method ?? '')) return {}
@@ -166,8 +170,10 @@ export function ecr(): ProfileSpec {
   const account = '123456789012'
   // A repository must be created before anything is pushed to it:
   // 404 NAME_UNKNOWN "The repository with name '…' does not exist in the registry with id '…'"
-  // (actions/starter-workflows#2647, regclient/regclient#869). Create-on-push arrived in
-  // December 2025 as repository creation templates; the classic behaviour is emulated.
+  // (actions/starter-workflows#2647, regclient/regclient#869). Repository creation templates
+  // can now create one on push ("create on push" in the ECR user guide,
+  // https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-creation-templates-create.html);
+  // the classic behaviour, with no template, is emulated.
   const missingRepo: ProfileRule = (req, res, route, ctx) => {
     if (!route.repo || ['base', 'other'].includes(route.kind)) return false
     if (ctx.repoExists(route.repo)) return false
@@ -188,10 +194,12 @@ export function ecr(): ProfileSpec {
       basicChallenge: (origin) => `Basic realm="${origin}/",service="ecr.amazonaws.com"`,
       unauthorizedText: 'Not Authorized\n'
     },
-    // Blob mounting is opt-in per registry (BLOB_MOUNTING account setting, January 2026: AWS
-    // ECR user guide "Blob mounting"); without it a mount opens an upload session (202).
-    // OCI 1.1 referrers API since June 2024 (AWS "What's new" 2024-06-27); before that ECR sent
-    // OCI-Subject without having the API (sigstore/sigstore-js#1183): option referrers: 'none'.
+    // Blob mounting is opt-in per registry (the BLOB_MOUNTING account setting:
+    // https://docs.aws.amazon.com/AmazonECR/latest/userguide/blob-mounting.html); without it a
+    // mount opens an upload session (202). OCI 1.1 referrers API since June 2024
+    // (https://aws.amazon.com/about-aws/whats-new/2024/06/amazon-ecr-oci-image-distribution-version-1-1);
+    // before that ECR sent OCI-Subject without having the API (sigstore/sigstore-js#1183):
+    // option referrers: 'none'.
     defaults: { refuseMounts: true, referrers: 'api' },
     rules: [
       missingRepo,
@@ -214,9 +222,14 @@ export function ecr(): ProfileSpec {
 }
 
 /**
- * Google Artifact Registry. Bearer tokens from /v2/token on the registry's host; the OAuth2
- * POST form answers 404 there (go-containerregistry's transport/bearer.go falls back to GET
- * for GCR/GAR; registry-behaviour.md).
+ * Google Artifact Registry. Bearer tokens from /v2/token on the registry's host, as GCR's
+ * https://gcr.io/v2/token (the path public clients use; not load-bearing here, as the client
+ * follows the realm the challenge names).
+ *
+ * The OAuth2 POST (refresh-token grant) is not refused by default. GCR answered it with 404
+ * (containerd's remotes/docker/authorizer.go: "As of September 2017, GCR is known to return
+ * 404", and containerd/containerd#4983); that Artifact Registry does the same is an assumption
+ * for which no public source was found, so it is the opt-in RepoOptions.oauthPostStatus: 404.
  */
 export function gar(): ProfileSpec {
   return {
@@ -227,11 +240,10 @@ export function gar(): ProfileSpec {
       realmPath: '/v2/token',
       service: 'us-docker.pkg.dev',
       scopeInChallenge: true,
-      tokenFields: ['token', 'access_token'],
-      postStatus: 404
+      tokenFields: ['token', 'access_token']
     },
-    // Attachments are OCI 1.1 referrers, listed by `oras discover` (cloud.google.com
-    // artifact-registry/docs/docker/manage-metadata).
+    // Attachments are OCI 1.1 referrers, listed by `oras discover`
+    // (https://cloud.google.com/artifact-registry/docs/docker/manage-metadata).
     defaults: { referrers: 'api' },
     // About 21 KB of response headers: past Node's default 16 KiB limit, "Parse Error: Header
     // overflow" (actions/attest-build-provenance#606, fixed by #687 raising it to 32 KB;
@@ -256,8 +268,9 @@ export function acr(): ProfileSpec {
       scopeInChallenge: true,
       tokenFields: ['access_token']
     },
-    // OCI 1.1 referrers API (learn.microsoft.com "Attach, push, and pull supply chain
-    // artifacts", ACR's OCI 1.1 support; Azure/azure-cli#24976 for its artifact Accept check).
+    // OCI 1.1 referrers API ("Manage OCI Artifacts and Supply Chain Artifacts with ORAS",
+    // https://learn.microsoft.com/en-us/azure/container-registry/container-registry-oras-artifacts;
+    // Azure/azure-cli#24976 for its artifact Accept check).
     defaults: { referrers: 'api' },
     rules: [ociSubjectHeader(), referrersApi()]
   }

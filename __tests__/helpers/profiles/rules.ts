@@ -84,28 +84,60 @@ export function immutableTags(
   }
 }
 
-/** A manifest PUT whose `subject` is not in the repository yet is refused (GitLab). */
-export function subjectMustExist(): ProfileRule {
-  return async (req, res, route, ctx) => {
-    if (route.kind !== 'manifest' || req.method !== 'PUT') return false
-    const subject = (await ctx.json(req))?.subject?.digest
-    if (!subject) return false
-    if ((await ctx.headManifest(route.repo!, subject)).status === 200) return false
-    ctx.note({ kind: 'subject-missing', repo: route.repo, detail: subject })
-    return ctx.error(res, 400, 'MANIFEST_BLOB_UNKNOWN', 'blob unknown to registry', subject)
-  }
-}
-
-/** See RepoOptions.holdImageManifestsMs. */
-export function holdImageManifests(): ProfileRule {
-  return async (req, _res, route, ctx) => {
+/**
+ * The order of a subject and what refers to it, as two rules that share the image manifest PUTs
+ * being held (engine.ts gives every profile both; the switches are off unless a profile's
+ * defaults or a test turn them on):
+ * - RepoOptions.subjectMustExist: a manifest PUT whose `subject` is not in the repository yet is
+ *   refused, 400 MANIFEST_BLOB_UNKNOWN "blob unknown to registry", detail the subject digest
+ *   (GitLab's answer: moby/buildkit#7007, https://github.com/moby/buildkit/issues/7007);
+ * - RepoOptions.holdImageManifestsMs: an image manifest PUT (no subject) is held until a PUT
+ *   that names it as its subject has been answered, or that long at most.
+ */
+export function subjectOrder(): ProfileRule[] {
+  // `<repo>@<digest>` of a held image manifest -> what ends its hold.
+  const held = new Map<string, Array<() => void>>()
+  const hold: ProfileRule = async (req, _res, route, ctx) => {
     if (route.kind !== 'manifest' || req.method !== 'PUT') return false
     const ms = ctx.opts(route.repo).holdImageManifestsMs
     if (!ms) return false
     const doc = await ctx.json(req)
-    if (!doc?.subject && doc?.layers) await new Promise((r) => setTimeout(r, ms))
+    if (!doc?.layers || doc.subject) return false
+    const digest = sha256(await ctx.body(req))
+    const key = `${route.repo}@${digest}`
+    await new Promise<void>((resolve) => {
+      const list = held.get(key) ?? []
+      held.set(key, list)
+      const timer = setTimeout(() => end('time'), ms)
+      const end = (by: 'referrer' | 'time'): void => {
+        clearTimeout(timer)
+        list.splice(list.indexOf(release), 1)
+        if (list.length === 0) held.delete(key)
+        ctx.note({ kind: 'released', repo: route.repo, detail: `${digest} by ${by}` })
+        resolve()
+      }
+      const release = (): void => end('referrer')
+      list.push(release)
+      // Noted once the hold is in place: a test may wait for it before sending the referrer.
+      ctx.note({ kind: 'held', repo: route.repo, detail: digest })
+    })
     return false
   }
+  const check: ProfileRule = async (req, res, route, ctx) => {
+    if (route.kind !== 'manifest' || req.method !== 'PUT') return false
+    const subject = (await ctx.json(req))?.subject?.digest
+    if (!subject) return false
+    try {
+      if (!ctx.opts(route.repo).subjectMustExist) return false
+      if ((await ctx.headManifest(route.repo!, subject)).status === 200) return false
+      ctx.note({ kind: 'subject-missing', repo: route.repo, detail: subject })
+      return ctx.error(res, 400, 'MANIFEST_BLOB_UNKNOWN', 'blob unknown to registry', subject)
+    } finally {
+      // Answered (or on its way upstream, unchecked): the subject's hold ends.
+      for (const release of [...(held.get(`${route.repo}@${subject}`) ?? [])]) release()
+    }
+  }
+  return [hold, check]
 }
 
 /** Large headers on every answer: `bytes` of them, split over several header fields. */

@@ -1,13 +1,7 @@
 // Profiles of the registries people run themselves (or buy as a service built on them): Quay,
 // Harbor, JFrog Artifactory, GitLab, Gitea/Forgejo, Sonatype Nexus. Each behaviour is emulated in
 // front of the real Distribution registry, with its public source beside it.
-import {
-  holdImageManifests,
-  immutableTags,
-  ociSubjectHeader,
-  referrersApi,
-  subjectMustExist
-} from './rules.js'
+import { immutableTags, ociSubjectHeader, referrersApi } from './rules.js'
 import {
   DOCKER_LIST,
   DOCKER_MANIFEST,
@@ -20,12 +14,17 @@ import {
 
 const OCI_TYPES = [OCI_MANIFEST, OCI_INDEX]
 
-/** Quay (quay.io, Red Hat Quay): bearer tokens from /v2/auth. */
+/**
+ * Quay (quay.io, Red Hat Quay): bearer tokens from /v2/auth (Red Hat Quay API guide, "OCI
+ * referrers OAuth access token": a GET to the v2/auth endpoint,
+ * https://docs.redhat.com/en/documentation/red_hat_quay/3/html/red_hat_quay_api_guide/oci-referrers-oauth-access-token).
+ */
 export function quay(): ProfileSpec {
   // Quay validates what is PUT against JSON schemas of its own and answers 400 MANIFEST_INVALID
   // with the schema error in detail.message:
   // - every entry of a list or index needs `platform`: "'platform' is a required property"
-  //   (moby/buildkit#1440, #1550);
+  //   (moby/buildkit#1440, #1550; https://issues.redhat.com/browse/PROJQUAY-4803 "Quay rejects
+  //   OCI index manifests without values for `platform`");
   // - older versions take only OCI types in an OCI index: "'…docker…v2+json' is not one of
   //   ['application/vnd.oci.image.manifest.v1+json', …]" (openshift/oc-mirror#253), option
   //   ociIndexOciEntriesOnly;
@@ -74,13 +73,19 @@ export function quay(): ProfileSpec {
       scopeInChallenge: true,
       tokenFields: ['token']
     },
-    // OCI 1.1 referrers API in Quay 3.12 / quay.io (quay/quay#1706); older: option 'none'.
+    // OCI 1.1 referrers API on quay.io (https://issues.redhat.com/browse/PROJQUAY-10177: "quay.io
+    // fully supports the OCI Referrers API") and in Red Hat Quay with FEATURE_REFERRERS_API (the
+    // API guide above); older versions, or the feature off: option 'none'.
     defaults: { referrers: 'api' },
     rules: [schema, ociSubjectHeader(), referrersApi()]
   }
 }
 
-/** Harbor 2.x: bearer tokens from /service/token, challenge with the scope. */
+/**
+ * Harbor 2.x: bearer tokens from /service/token, service harbor-registry
+ * (`Bearer realm="https://demo.goharbor.io/service/token",service="harbor-registry"` in
+ * goharbor/harbor#12192), challenge with the scope.
+ */
 export function harbor(): ProfileSpec {
   // A project policy (vulnerability severity, unsigned artifacts) blocks pulls: 412 on GET and
   // HEAD, code PROJECTPOLICYVIOLATION (goharbor/harbor#15885, #19408; the code is in Harbor's
@@ -122,15 +127,16 @@ export function harbor(): ProfileSpec {
       scopeInChallenge: true,
       tokenFields: ['token', 'access_token']
     },
-    // OCI 1.1 referrers API since Harbor 2.8 (goharbor.io release notes).
+    // OCI 1.1 referrers API since Harbor 2.8 (goharbor/harbor#17928, target 2.8.0: "Enabling the
+    // Referrers API"; https://goharbor.io/blog/harbor-2.8/).
     defaults: { referrers: 'api' },
     rules: [
       policy,
       mount401,
       // A tag immutability rule: 412 PRECONDITION "Failed to process request due to
       // '<repo>:<tag>' configured as immutable." for any push to an existing immutable tag,
-      // whatever its digest (Harbor's immutable middleware, handlePush, and its ErrImmutable;
-      // goharbor docs "Tag Immutability Rules").
+      // whatever its digest (goharbor/harbor src/server/middleware/immutable/pushmf.go and
+      // error.go; goharbor docs "Tag Immutability Rules").
       immutableTags(
         (res, repo, tag, ctx) =>
           ctx.error(
@@ -147,7 +153,10 @@ export function harbor(): ProfileSpec {
   }
 }
 
-/** JFrog Artifactory (Docker repositories): bearer tokens from its api/docker token path. */
+/**
+ * JFrog Artifactory (Docker repositories): bearer tokens from its api/docker/<repo>/v2/token path
+ * (the token URL in containerd/cri#610).
+ */
 export function artifactory(): ProfileSpec {
   // A tag that does not exist answers 403, not 404 (sigstore/cosign#2973, with the body below;
   // google/go-containerregistry#1691 made crane treat it as absent).
@@ -183,10 +192,12 @@ export function artifactory(): ProfileSpec {
       scopeInChallenge: true,
       tokenFields: ['token']
     },
-    // No cross-repository mount in Docker repositories (registry-behaviour.md; the spec's
-    // answer for that is a 202 with an upload session). The referrers API is in Artifactory
-    // 7.90.1 for OCI repositories only (jfrog.com blog "full conformance to OCI v1.1"): Docker
-    // repositories use the tag fallback; option referrers: 'api'.
+    // No cross-repository mount: docker's mount from an Artifactory repository did not succeed
+    // and the layer was uploaded (moby/moby#22531, 2016: "I don't think Artifactory supports
+    // the cross-repository push feature"); the spec's answer for that is a 202 with an upload
+    // session. The referrers API is in Artifactory 7.90.1 and later (JFrog's "Use Referrers REST
+    // API to Discover OCI References", https://jfrog.com/help/r/jfrog-artifactory-documentation/use-referrers-rest-api-to-discover-oci-references);
+    // the tag fallback is emulated, as before it: option referrers: 'api'.
     defaults: { refuseMounts: true, referrers: 'none', overwriteAnswer: '400' },
     rules: [
       missingTag,
@@ -210,7 +221,11 @@ export function artifactory(): ProfileSpec {
   }
 }
 
-/** GitLab container registry: bearer tokens from GitLab's /jwt/auth. */
+/**
+ * GitLab container registry: bearer tokens from GitLab's /jwt/auth, service container_registry
+ * (GitLab's support article "Failed to pull OCI Image from GitLab Container Registry",
+ * https://support.gitlab.com/hc/en-us/articles/20331100094364, fetches one that way).
+ */
 export function gitlab(): ProfileSpec {
   return {
     name: 'gitlab',
@@ -222,13 +237,17 @@ export function gitlab(): ProfileSpec {
       scopeInChallenge: true,
       tokenFields: ['token']
     },
-    // No referrers endpoint: the tag fallback (docker/build-push-action#1593 and the GitLab
-    // registry's API docs list none).
-    defaults: { referrers: 'none' },
-    // A manifest whose `subject` is not in the repository yet: 400 MANIFEST_BLOB_UNKNOWN "blob
-    // unknown to registry", detail the subject digest (moby/buildkit#7007, #5561;
-    // docker/buildx#3991, docker/build-push-action#1593).
-    rules: [holdImageManifests(), subjectMustExist()]
+    defaults: {
+      // No referrers endpoint: the tag fallback (docker/build-push-action#1593,
+      // https://github.com/docker/build-push-action/issues/1593).
+      referrers: 'none',
+      // A manifest whose `subject` is not in the repository yet: 400 MANIFEST_BLOB_UNKNOWN "blob
+      // unknown to registry", detail the subject digest (moby/buildkit#7007, #5561;
+      // docker/buildx#3991, docker/build-push-action#1593). The rule is rules.ts's
+      // subjectOrder, which every profile has, on here by default.
+      subjectMustExist: true
+    },
+    rules: []
   }
 }
 
@@ -300,7 +319,8 @@ export function nexus(): ProfileSpec {
     title: 'Sonatype Nexus',
     auth: {
       scheme: 'basic',
-      // Nexus's challenge, as npm and docker print it on a 401.
+      // Nexus's challenge: `WWW-Authenticate: BASIC realm="Sonatype Nexus Repository Manager"`
+      // (sonatype/nexus-public#921; forceBasicAuth is on by default).
       basicChallenge: () => 'BASIC realm="Sonatype Nexus Repository Manager"'
     },
     defaults: { referrers: 'none' },

@@ -49,11 +49,24 @@ export interface RepoOptions {
   overwriteAnswer?: '400' | '403'
   referrers?: ReferrersMode
   /**
-   * Not a registry's behaviour but a test aid: image manifest PUTs (no subject) are answered this
-   * many milliseconds late, so a client that does not wait for a subject before pushing what
-   * refers to it is caught every time, not only when the timing happens to go wrong.
+   * A manifest PUT whose `subject` is not in the repository yet is refused: 400
+   * MANIFEST_BLOB_UNKNOWN (GitLab's rule, on by default there; see selfhosted.ts). Any profile
+   * can be given it, so that a test of the order of pushes can fail on every registry.
+   */
+  subjectMustExist?: boolean
+  /**
+   * Not a registry's behaviour but a test aid: an image manifest PUT (no subject) is held until
+   * a manifest PUT naming it as its subject has been answered, or at most this many
+   * milliseconds. With subjectMustExist, a client that sends a referrer before its subject is
+   * in place is refused whenever the referrer comes within that bound (the hold then ends at
+   * once); a client that waits for its subjects is only slowed down by it, never failed.
    */
   holdImageManifestsMs?: number
+  /**
+   * The OAuth2 POST to the token server (refresh-token grant) is answered with this status when
+   * its scope names a repository under the prefix: 404 is how GCR answered it (hosted.ts, gar).
+   */
+  oauthPostStatus?: number
 }
 
 /** A request to the registry API, as the profile sees it. */
@@ -149,8 +162,6 @@ export interface AuthSpec {
   basicChallenge?: (origin: string) => string
   /** Which fields carry the token in the token server's answer. */
   tokenFields?: Array<'token' | 'access_token'>
-  /** Status answered to the OAuth2 POST form (refresh-token grant); unset: accepted. */
-  postStatus?: number
   /** The 401 body with the challenge. */
   unauthorized?: { code: string; message: string }
   /** The 401 body is this text (text/plain), not an OCI error. */
@@ -187,6 +198,8 @@ export interface RegistryProfile {
   /** Creates a repository where they must exist before a push (ECR). */
   createRepository(name: string): void
   count(kind: string, repo?: string): number
+  /** The first event of `kind` (for `repo`, if given): at once if there is one, else when noted. */
+  waitFor(kind: string, repo?: string): Promise<ProfileEvent>
   stop(): Promise<void>
 }
 
