@@ -22,6 +22,7 @@ import {
   type PushedImage
 } from '../helpers/oci.js'
 import { pushBundleReferrer, SIGSTORE_BUNDLE } from '../helpers/profiles/fixtures.js'
+import { profileCredentials, withProfileClient } from '../helpers/profiles/client.js'
 import { startProfiles, type Profiles } from '../helpers/profiles/index.js'
 import { snapshotStorage, startRegistry, type TestRegistry } from '../helpers/registry.js'
 import { skopeoCopyAll } from '../helpers/tools.js'
@@ -441,33 +442,21 @@ describe('preserve-digest, with copy-referrers', () => {
       } as PushedImage
       // cosign v3 against a registry with the API writes no fallback tag.
       const bundle = await pushBundleReferrer(a, 'pd/harbor', asSubject, false)
-      const inputs = parseInputs(
-        (n) =>
-          ({
-            sources: `${p.host}/pd/harbor:staging`,
-            tags: `${p.host}/pd/harbor-rel:1`,
-            'preserve-digest': 'true',
-            'copy-referrers': 'true'
-          })[n] ?? ''
+      const r = await mergeWith(
+        {
+          sources: `${p.host}/pd/harbor:staging`,
+          tags: `${p.host}/pd/harbor-rel:1`,
+          'preserve-digest': 'true',
+          'copy-referrers': 'true'
+        },
+        profileCredentials(p)
       )
-      const client = createClient(inputs, {
-        credentials: new StaticCredentials({
-          explicit: new Map([[p.host, { username: p.user, password: p.password }]])
-        }),
-        baseDelayMs: 20
-      })
-      try {
-        const r = await merge(client, inputs, silentLogger)
-        expect(r.index.digest).toBe(src.digest)
-        const listed = await client.listReferrers(
-          { registry: p.host, repository: 'pd/harbor-rel' },
-          src.digest
-        )
-        expect(listed.via).toBe('api')
-        expect(listed.descriptors.map((d) => d.digest)).toEqual([bundle.digest])
-      } finally {
-        await client.close()
-      }
+      expect(r.index.digest).toBe(src.digest)
+      const listed = await withProfileClient(p, (client) =>
+        client.listReferrers({ registry: p.host, repository: 'pd/harbor-rel' }, src.digest)
+      )
+      expect(listed.via).toBe('api')
+      expect(listed.descriptors.map((d) => d.digest)).toEqual([bundle.digest])
       expect((await getManifest(a, 'pd/harbor-rel', '1'))?.body).toBe(src.body)
       expect(await getManifest(a, 'pd/harbor-rel', fallbackTag(src.digest))).toBeUndefined()
     })
@@ -489,27 +478,18 @@ describe('preserve-digest where the registry refuses the index as it is (Gitea p
     // Some OCI index PUTs answer 404 on Gitea (go-gitea/gitea#31861).
     p.configure('pd/gitea-rel', { refuseOciIndex: true })
     await stage('pd/gitea', 'staging', 'gitea')
-    const inputs = parseInputs(
-      (n) =>
-        ({
+    await expect(
+      mergeWith(
+        {
           sources: `${p.host}/pd/gitea:staging`,
           tags: `${p.host}/pd/gitea-rel:1`,
           'preserve-digest': 'true'
-        })[n] ?? ''
-    )
-    const client = createClient(inputs, {
-      credentials: new StaticCredentials({
-        explicit: new Map([[p.host, { username: p.user, password: p.password }]])
-      }),
-      baseDelayMs: 20
-    })
-    try {
-      await expect(merge(client, inputs, silentLogger)).rejects.toThrow(
-        /refused the index sha256:[0-9a-f]{64} \(application\/vnd\.oci\.image\.index\.v1\+json\) as it is: .*404.*promote without preserve-digest/
+        },
+        profileCredentials(p)
       )
-    } finally {
-      await client.close()
-    }
+    ).rejects.toThrow(
+      /refused the index sha256:[0-9a-f]{64} \(application\/vnd\.oci\.image\.index\.v1\+json\) as it is: .*404.*promote without preserve-digest/
+    )
     expect(await getManifest(a, 'pd/gitea-rel', '1')).toBeUndefined()
   })
 })

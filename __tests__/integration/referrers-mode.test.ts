@@ -14,14 +14,11 @@ import {
   type Descriptor,
   type PushedAttestationWrapped
 } from '../helpers/oci.js'
+import { profileCredentials, withProfileClient } from '../helpers/profiles/client.js'
 import { startProfiles, type Profiles } from '../helpers/profiles/index.js'
 import { snapshotStorage, startRegistry, type TestRegistry } from '../helpers/registry.js'
 import { buildahPullArch, skopeoInspectRaw } from '../helpers/tools.js'
 import { parseInputs } from '../../src/inputs.js'
-import type { Logger } from '../../src/logger.js'
-import { createClient } from '../../src/main.js'
-import { merge } from '../../src/merge.js'
-import { StaticCredentials } from '../../src/registry/credentials.js'
 
 const ATTESTATION_TYPE = 'application/vnd.docker.attestation.manifest.v1+json'
 const EMPTY = 'application/vnd.oci.empty.v1+json'
@@ -289,40 +286,21 @@ describe('attestations: referrers, where the registry has the referrers API (Har
 
   it('the API lists them, and no fallback tag is written', async () => {
     const p = profiles.byName.harbor
-    const log: string[] = []
-    const logger: Logger = {
-      info: (m) => log.push(m),
-      warning: (m) => log.push(`warning: ${m}`),
-      debug: () => undefined,
-      group: (_, fn) => fn()
-    }
-    const inputs = parseInputs(
-      (n) =>
-        ({
-          tags: `${p.host}/ref/harbor:1`,
-          sources: `${p.host}/ref/src@${amd.indexDigest}\n${p.host}/ref/src@${arm.indexDigest}`,
-          attestations: 'referrers'
-        })[n] ?? ''
+    await mergeWith(
+      {
+        tags: `${p.host}/ref/harbor:1`,
+        sources: `${p.host}/ref/src@${amd.indexDigest}\n${p.host}/ref/src@${arm.indexDigest}`,
+        attestations: 'referrers'
+      },
+      profileCredentials(p)
     )
-    const client = createClient(inputs, {
-      credentials: new StaticCredentials({
-        explicit: new Map([[p.host, { username: p.user, password: p.password }]])
-      }),
-      baseDelayMs: 20
-    })
-    try {
-      await merge(client, inputs, logger)
-      const listed = await client.listReferrers(
-        { registry: p.host, repository: 'ref/harbor' },
-        amd.imageDigest
-      )
-      expect(listed.via).toBe('api')
-      expect(listed.descriptors).toEqual([
-        expect.objectContaining({ artifactType: ATTESTATION_TYPE })
-      ])
-    } finally {
-      await client.close()
-    }
+    const listed = await withProfileClient(p, (client) =>
+      client.listReferrers({ registry: p.host, repository: 'ref/harbor' }, amd.imageDigest)
+    )
+    expect(listed.via).toBe('api')
+    expect(listed.descriptors).toEqual([
+      expect.objectContaining({ artifactType: ATTESTATION_TYPE })
+    ])
     expect(await getManifest(reg, 'ref/harbor', fallbackTag(amd.imageDigest))).toBeUndefined()
     expect((await json('ref/harbor', '1')).manifests).toHaveLength(2)
   })

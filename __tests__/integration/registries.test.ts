@@ -12,6 +12,7 @@ import {
   pushUnplatformedCompanion,
   SIGSTORE_BUNDLE
 } from '../helpers/profiles/fixtures.js'
+import { withProfileClient } from '../helpers/profiles/client.js'
 import {
   PROFILE_NAMES,
   startProfiles,
@@ -286,15 +287,7 @@ for (const name of PROFILE_NAMES) {
       expect(p.count('subject-missing', app)).toBe(0)
       // Listed as the registry lists referrers: its API, or the fallback tag (GHCR's redirect
       // is not followed).
-      const client = createClient(
-        parseInputs((n) => ({ tags: c.tag(), sources: c.tag() })[n] ?? ''),
-        {
-          credentials: new StaticCredentials({
-            explicit: new Map([[p.host, { username: p.user, password: p.password }]])
-          })
-        }
-      )
-      try {
+      await withProfileClient(p, async (client) => {
         for (const src of [a, b]) {
           const listed = await client.listReferrers(
             { registry: p.host, repository: app },
@@ -308,9 +301,7 @@ for (const name of PROFILE_NAMES) {
           ) as { subject?: { digest: string } }
           expect(m.subject?.digest).toBe(src.imageDigest)
         }
-      } finally {
-        await client.close()
-      }
+      })
       expect(r.attestations[a.imageDigest]).toBe('attached as referrers (1)')
     })
 
