@@ -30600,12 +30600,13 @@ var ManifestStore = class {
 
 // src/tag-state.ts
 function currentDigests(client, tags, appendBase, log) {
-  return Promise.all(
+  const all = Promise.all(
     tags.map((t, i) => {
       if (i === 0 && appendBase) return appendBase.then((m) => m?.digest).catch(() => void 0);
       return client.headManifest(t, t.tag ?? "latest").then(
         (head) => head?.digest,
         (e) => {
+          if (!answered(e)) throw e;
           log.debug(
             `HEAD ${formatReference(t)} failed (${e.message}); it will be pushed`
           );
@@ -30614,6 +30615,12 @@ function currentDigests(client, tags, appendBase, log) {
       );
     })
   );
+  all.catch(() => void 0);
+  return all;
+}
+function answered(e) {
+  if (!(e instanceof RegistryError) || e instanceof RetriesExhaustedError) return false;
+  return e.status !== void 0 && e.status >= 400 && e.status < 500;
 }
 function logDryRun(tags, digest, log) {
   for (const t of tags) {
