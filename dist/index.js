@@ -28343,6 +28343,11 @@ function checkRequiredPlatforms(children, required, allowExtra, sourceInputs) {
   }
   return `input require-platforms: ${parts.join("; ")}. The merge would hold ${have.map(formatPlatformFull).join(", ") || "no image"}, from sources: ${sourceInputs.join(", ")}`;
 }
+function describeEntry(c) {
+  const p = c.descriptor.platform;
+  const what = c.kind === "image" && p ? formatPlatformFull(p) : `${entryName(c)} for ${c.subject ?? "?"}`;
+  return `${c.sourceInput}: ${what} ${c.descriptor.digest} (${c.descriptor.mediaType})`;
+}
 
 // src/core/index-builder.ts
 function chooseIndexType(children, opts) {
@@ -28744,11 +28749,11 @@ async function ensureChildren(copier, store, children) {
       (async () => {
         await registered;
         const raw = c.rewritten ?? await store.get(c.source, digest);
-        const entries = entriesOf(raw);
+        const { subject, entries } = dependencies(raw, c.sourceInput);
         if (entries.some((d) => !copies.has(d)))
           throw new Error(`${c.sourceInput}: ${digest} is an index, not an image manifest`);
-        const first = [subjectOf(raw), ...entries].filter((d) => d !== void 0 && d !== digest).map((d) => copies.get(d)).filter((p) => p !== void 0);
-        const ready = first.length > 1 ? Promise.all(first).then(() => void 0) : first[0];
+        const waits = [subject, ...entries].filter((d) => d !== void 0 && d !== digest).map((d) => copies.get(d)).filter((p) => p !== void 0);
+        const ready = waits.length ? Promise.all(waits).then(() => void 0) : void 0;
         ready?.catch(() => void 0);
         try {
           await copier.copy(raw, c.source, c.sourceInput, c.newBlobs, ready);
@@ -28764,23 +28769,11 @@ async function ensureChildren(copier, store, children) {
   start();
   await allSettledOrThrow([...copies.values()]);
 }
-function subjectOf(raw) {
-  try {
-    const doc = JSON.parse(Buffer.from(raw.bytes).toString("utf8"));
-    const digest = doc?.subject?.digest;
-    return typeof digest === "string" ? digest : void 0;
-  } catch {
-    return void 0;
-  }
-}
-function entriesOf(raw) {
-  try {
-    const doc = JSON.parse(Buffer.from(raw.bytes).toString("utf8"));
-    if (!Array.isArray(doc?.manifests)) return [];
-    return doc.manifests.map((d) => d?.digest).filter((d) => typeof d === "string");
-  } catch {
-    return [];
-  }
+function dependencies(raw, what) {
+  const parsed = parseManifest(raw, `${what} (${raw.digest})`);
+  if (parsed.kind === "image") return { subject: parsed.manifest.subject?.digest, entries: [] };
+  const { subject, manifests } = parsed.index;
+  return { subject: subject?.digest, entries: manifests.map((d) => d.digest) };
 }
 function indexAsIsRefused(e, c) {
   return new RegistryError(
@@ -30288,9 +30281,9 @@ async function copyAttached(client, copier, attached, log) {
   );
 }
 var FALLBACK_ATTEMPTS = 3;
-async function listAsReferrers(client, target, subject, descriptors) {
+async function listAsReferrers(client, target, subject, descriptors, known) {
   for (let writes = 0; ; writes++) {
-    const listed = await client.listReferrers(target, subject);
+    const listed = writes === 0 && known || await client.listReferrers(target, subject);
     const missing = descriptors.filter(
       (r) => !listed.descriptors.some((d) => d.digest === r.digest)
     );
@@ -30401,16 +30394,18 @@ async function attachAsReferrers(store, children, decisions) {
 }
 async function attachMissing(client, copier, store, referrers, log) {
   const subjects = [...new Set(referrers.map((r) => r.subject ?? ""))];
-  const listed = await allSettledOrThrow(
-    subjects.map((s) => client.listReferrers(copier.target, s))
+  const listed = new Map(
+    await allSettledOrThrow(
+      subjects.map(async (s) => [s, await client.listReferrers(copier.target, s)])
+    )
   );
-  const known = new Set(listed.flatMap((l) => l.descriptors.map((d) => d.digest)));
+  const known = new Set([...listed.values()].flatMap((l) => l.descriptors.map((d) => d.digest)));
   const missing = referrers.filter((r) => !known.has(r.descriptor.digest));
   if (!missing.length) return;
   await ensureChildren(copier, store, missing);
-  await registerReferrers(client, copier.target, missing, log);
+  await registerReferrers(client, copier.target, missing, log, listed);
 }
-async function registerReferrers(client, target, referrers, log) {
+async function registerReferrers(client, target, referrers, log, listed = /* @__PURE__ */ new Map()) {
   const bySubject = /* @__PURE__ */ new Map();
   for (const r of referrers)
     bySubject.set(r.subject ?? "", [...bySubject.get(r.subject ?? "") ?? [], r]);
@@ -30420,7 +30415,8 @@ async function registerReferrers(client, target, referrers, log) {
         client,
         target,
         subject,
-        list.map((r) => r.descriptor)
+        list.map((r) => r.descriptor),
+        listed.get(subject)
       );
       log.info(
         `${repoName(target)}: ${list.length} attestation(s) attached to ${subject} as referrers`
@@ -30458,14 +30454,13 @@ async function copyChildren(client, store, opts, targets, pushTargets, plan, log
       }
     })
   );
-  const [attached] = await Promise.allSettled([
-    opts.copyReferrers ? findAttached(client, store, children, log) : Promise.resolve([]),
-    copies
-  ]).then(([a, b]) => {
-    if (b.status === "rejected") throw b.reason;
-    if (a.status === "rejected") throw a.reason;
-    return [a.value];
-  });
+  const [copied, found] = await Promise.allSettled([
+    copies,
+    opts.copyReferrers ? findAttached(client, store, children, log) : []
+  ]);
+  if (copied.status === "rejected") throw copied.reason;
+  if (found.status === "rejected") throw found.reason;
+  const attached = found.value;
   if (attached.length)
     await allSettledOrThrow(copiers.map((c) => copyAttached(client, c, attached, log)));
   for (const c of pushing) log.info(c.describe());
@@ -30794,6 +30789,36 @@ function otherFamily(indexType, entryType) {
   return docker(indexType) !== docker(entryType);
 }
 
+// src/result.ts
+function mergeResult(r) {
+  const { index, children } = r;
+  const images = children.filter((c) => c.kind === "image");
+  const platforms = images.map((c) => c.descriptor.platform);
+  return {
+    index,
+    children,
+    decisions: r.decisions,
+    images: r.targets.map((t) => `${repoName(t)}@${index.digest}`),
+    tags: r.tags,
+    platforms: platformNames(platforms),
+    platformDigests: Object.fromEntries(
+      images.map((c, i) => [formatPlatformFull(platforms[i]), c.descriptor.digest])
+    ),
+    attestations: describeAttestations(r.all, [...children, ...r.attached ?? []], r.mode)
+  };
+}
+function describeAttestations(all, kept, mode) {
+  const out = {};
+  for (const img of kept.filter((c) => c.kind === "image")) {
+    const d = img.descriptor.digest;
+    const attests = (c) => c.kind === "attestation" && !c.referenceType && c.subject === d;
+    const had = all.filter(attests).length;
+    const has = kept.filter(attests).length;
+    out[d] = had === 0 ? "none" : mode === "strip" ? `stripped (${had})` : mode === "strip-provenance" ? `provenance stripped (${has} of ${had} kept)` : mode === "referrers" ? `attached as referrers (${has})` : mode === "referrers-strip-provenance" ? `provenance stripped, attached as referrers (${has} of ${had})` : `kept (${has})`;
+  }
+  return out;
+}
+
 // src/promote.ts
 async function promote(client, opts, log) {
   refuseChanges(opts);
@@ -30819,7 +30844,15 @@ async function promote(client, opts, log) {
     const plan = { children: [...children, ...nested, self], index: { ...index, json } };
     await apply(client, store, opts, targets, plan, tags, log);
   }
-  return promotionResult(promoted, json, targets, tags);
+  return mergeResult({
+    index: { ...index, json },
+    children,
+    all: children,
+    decisions: [`preserve-digest: ${index.digest} promoted unchanged`],
+    mode: "keep",
+    targets,
+    tags
+  });
 }
 function refuseChanges(opts) {
   const { sources } = opts;
@@ -30902,38 +30935,6 @@ async function nestedIndexes(store, spec, raw, seen) {
   }
   return out;
 }
-function describeEntry(c) {
-  const p = c.descriptor.platform;
-  const what = c.kind === "image" && p ? formatPlatformFull(p) : `${entryName(c)} for ${c.subject ?? "?"}`;
-  return `${c.sourceInput}: ${what} ${c.descriptor.digest} (${c.descriptor.mediaType})`;
-}
-function promotionResult(promoted, json, targets, tags) {
-  const { index, children } = promoted;
-  const images = children.filter((c) => c.kind === "image");
-  const platforms = images.map((c) => c.descriptor.platform);
-  const attestations = {};
-  for (const img of images) {
-    const n = children.filter(
-      (c) => c.kind === "attestation" && !c.referenceType && c.subject === img.descriptor.digest
-    ).length;
-    attestations[img.descriptor.digest] = n ? `kept (${n})` : "none";
-  }
-  return {
-    index: { ...index, json },
-    children,
-    decisions: [`preserve-digest: ${index.digest} promoted unchanged`],
-    images: targets.map((t) => `${repoName(t)}@${index.digest}`),
-    tags,
-    platforms: platformNames(platforms),
-    platformDigests: Object.fromEntries(
-      images.map((c) => [
-        formatPlatformFull(c.descriptor.platform),
-        c.descriptor.digest
-      ])
-    ),
-    attestations
-  };
-}
 
 // src/provenance.ts
 async function stripProvenanceFrom(store, children, decisions) {
@@ -30988,7 +30989,7 @@ async function merge(client, opts, log) {
   const tags = planTags(opts.tags, await current, plan.index.digest, opts.dryRun);
   if (opts.dryRun) logDryRun(tags, plan.index.digest, log);
   else await apply(client, store, opts, targets, plan, tags, log);
-  return mergeResult(opts, targets, plan, tags);
+  return mergeResult({ ...plan, mode: opts.attestations, targets, tags });
 }
 function createStore(client, opts, targets) {
   const store = new ManifestStore(client);
@@ -31012,7 +31013,7 @@ async function resolveAndPlan(store, opts, targets, appendBase, log) {
     appendBase ? resolveExisting(store, opts.tags[0], appendBase, log) : []
   ]);
   const all = [...existing, ...fromSources];
-  for (const c of all) log.info(describeFound(c));
+  for (const c of all) log.info(describeEntry(c));
   const placement = asReferrers(opts.attestations) ? "keep" : opts.attestations;
   const entries = selectEntries(
     all,
@@ -31079,43 +31080,6 @@ async function resolveExisting(store, first, appendBase, log) {
   }
   const spec = { input: `${formatReference(first)} (current)`, ref: { ...first, digest: m.digest } };
   return (await resolveSource(store, spec)).map((c) => ({ ...c, existing: true }));
-}
-function describeFound(c) {
-  const p = c.descriptor.platform;
-  const what = c.kind === "image" && p ? formatPlatformFull(p) : `${entryName(c)} for ${c.subject ?? "?"}`;
-  return `${c.sourceInput}: ${what} ${c.descriptor.digest} (${c.descriptor.mediaType})`;
-}
-function mergeResult(opts, targets, plan, tags) {
-  const { index, children } = plan;
-  const images = children.filter((c) => c.kind === "image");
-  const platformDigests = {};
-  for (const c of images)
-    platformDigests[formatPlatformFull(c.descriptor.platform)] = c.descriptor.digest;
-  return {
-    index,
-    children,
-    decisions: plan.decisions,
-    images: targets.map((t) => `${repoName(t)}@${index.digest}`),
-    tags,
-    platforms: platformNames(images.map((c) => c.descriptor.platform)),
-    platformDigests,
-    attestations: describeAttestations(
-      plan.all,
-      [...children, ...plan.attached ?? []],
-      opts.attestations
-    )
-  };
-}
-function describeAttestations(all, kept, mode) {
-  const out = {};
-  for (const img of kept.filter((c) => c.kind === "image")) {
-    const d = img.descriptor.digest;
-    const attests = (c) => c.kind === "attestation" && !c.referenceType && c.subject === d;
-    const had = all.filter(attests).length;
-    const has = kept.filter(attests).length;
-    out[d] = had === 0 ? "none" : mode === "strip" ? `stripped (${had})` : mode === "strip-provenance" ? `provenance stripped (${has} of ${had} kept)` : mode === "referrers" ? `attached as referrers (${has})` : mode === "referrers-strip-provenance" ? `provenance stripped, attached as referrers (${has} of ${had})` : `kept (${has})`;
-  }
-  return out;
 }
 
 // src/registry/credentials.ts

@@ -75,14 +75,13 @@ async function copyChildren(
     })
   )
   // Both settle before this fails: nothing goes on writing after the run has given up.
-  const [attached] = await Promise.allSettled([
-    opts.copyReferrers ? findAttached(client, store, children, log) : Promise.resolve([]),
-    copies
-  ]).then(([a, b]) => {
-    if (b.status === 'rejected') throw b.reason
-    if (a.status === 'rejected') throw a.reason
-    return [a.value]
-  })
+  const [copied, found] = await Promise.allSettled([
+    copies,
+    opts.copyReferrers ? findAttached(client, store, children, log) : []
+  ])
+  if (copied.status === 'rejected') throw copied.reason
+  if (found.status === 'rejected') throw found.reason
+  const attached = found.value
   // Referrers change after the index is made (signing), so they are copied even to current tags.
   if (attached.length)
     await allSettledOrThrow(copiers.map((c) => copyAttached(client, c, attached, log)))

@@ -13,7 +13,7 @@ import { ensureChildren, type TargetCopier } from './copy.js'
 import { repoName, type Repository } from './core/reference.js'
 import type { Logger } from './logger.js'
 import type { ManifestStore } from './manifest-store.js'
-import { listAsReferrers } from './referrers.js'
+import { listAsReferrers, type Referrers } from './referrers.js'
 import type { RegistryClient } from './registry/client.js'
 import { allSettledOrThrow } from './util/limiter.js'
 
@@ -73,14 +73,16 @@ export async function attachMissing(
   log: Logger
 ): Promise<void> {
   const subjects = [...new Set(referrers.map((r) => r.subject ?? ''))]
-  const listed = await allSettledOrThrow(
-    subjects.map((s) => client.listReferrers(copier.target, s))
+  const listed = new Map(
+    await allSettledOrThrow(
+      subjects.map(async (s) => [s, await client.listReferrers(copier.target, s)] as const)
+    )
   )
-  const known = new Set(listed.flatMap((l) => l.descriptors.map((d) => d.digest)))
+  const known = new Set([...listed.values()].flatMap((l) => l.descriptors.map((d) => d.digest)))
   const missing = referrers.filter((r) => !known.has(r.descriptor.digest))
   if (!missing.length) return
   await ensureChildren(copier, store, missing)
-  await registerReferrers(client, copier.target, missing, log)
+  await registerReferrers(client, copier.target, missing, log, listed)
 }
 
 /** Lists each attestation pushed as a referrer under its image, where the registry needs that. */
@@ -88,7 +90,9 @@ export async function registerReferrers(
   client: RegistryClient,
   target: Repository,
   referrers: Child[],
-  log: Logger
+  log: Logger,
+  /** Listings already made, by subject: the first look is not repeated. */
+  listed = new Map<string, Referrers>()
 ): Promise<void> {
   const bySubject = new Map<string, Child[]>()
   for (const r of referrers)
@@ -99,7 +103,8 @@ export async function registerReferrers(
         client,
         target,
         subject,
-        list.map((r) => r.descriptor)
+        list.map((r) => r.descriptor),
+        listed.get(subject)
       )
       log.info(
         `${repoName(target)}: ${list.length} attestation(s) attached to ${subject} as referrers`

@@ -122,15 +122,15 @@ export async function ensureChildren(
       (async () => {
         await registered
         const raw = c.rewritten ?? (await store.get(c.source, digest))
-        // A subject is never its own referrer, nor an index its own entry (a hash cycle).
-        const entries = entriesOf(raw)
+        const { subject, entries } = dependencies(raw, c.sourceInput)
         if (entries.some((d) => !copies.has(d)))
           throw new Error(`${c.sourceInput}: ${digest} is an index, not an image manifest`)
-        const first = [subjectOf(raw), ...entries]
-          .filter((d) => d !== undefined && d !== digest)
-          .map((d) => copies.get(d as string))
+        // A subject is never its own referrer, nor an index its own entry (a hash cycle).
+        const waits = [subject, ...entries]
+          .filter((d): d is string => d !== undefined && d !== digest)
+          .map((d) => copies.get(d))
           .filter((p) => p !== undefined)
-        const ready = first.length > 1 ? Promise.all(first).then(() => undefined) : first[0]
+        const ready = waits.length ? Promise.all(waits).then(() => undefined) : undefined
         // Awaited by the copy unless it fails first; the failure is reported by its own copy.
         ready?.catch(() => undefined)
         try {
@@ -149,30 +149,12 @@ export async function ensureChildren(
   await allSettledOrThrow([...copies.values()])
 }
 
-/** The digest a manifest's OCI `subject` names, if any (parseManifest has checked its shape). */
-export function subjectOf(raw: RawManifest): string | undefined {
-  try {
-    const doc = JSON.parse(Buffer.from(raw.bytes).toString('utf8')) as {
-      subject?: { digest?: unknown }
-    }
-    const digest = doc?.subject?.digest
-    return typeof digest === 'string' ? digest : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** The digests an index lists as its entries; none for an image manifest. */
-function entriesOf(raw: RawManifest): string[] {
-  try {
-    const doc = JSON.parse(Buffer.from(raw.bytes).toString('utf8')) as { manifests?: unknown }
-    if (!Array.isArray(doc?.manifests)) return []
-    return (doc.manifests as Array<{ digest?: unknown }>)
-      .map((d) => d?.digest)
-      .filter((d): d is string => typeof d === 'string')
-  } catch {
-    return []
-  }
+/** What must be in the target before `raw` is PUT: the manifest its OCI `subject` names, and an index's entries. */
+function dependencies(raw: RawManifest, what: string): { subject?: string; entries: string[] } {
+  const parsed = parseManifest(raw, `${what} (${raw.digest})`)
+  if (parsed.kind === 'image') return { subject: parsed.manifest.subject?.digest, entries: [] }
+  const { subject, manifests } = parsed.index
+  return { subject: subject?.digest, entries: manifests.map((d) => d.digest) }
 }
 
 /** An index pushed as it is (preserve-digest) that the registry refuses: it cannot change. */

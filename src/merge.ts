@@ -3,7 +3,7 @@ import { apply } from './apply.js'
 import { attachAsReferrers } from './attach.js'
 import {
   asReferrers,
-  entryName,
+  describeEntry,
   stripsProvenance,
   type AttestationMode,
   type Child,
@@ -21,10 +21,9 @@ import {
   type PlatformAnnotations,
   type TagResult
 } from './core/plan.js'
-import { formatPlatformFull, platformNames, type Platform } from './core/platform.js'
+import type { Platform } from './core/platform.js'
 import {
   formatReference,
-  repoName,
   sameRepository,
   type Reference,
   type Repository,
@@ -38,6 +37,7 @@ import { stripProvenanceFrom } from './provenance.js'
 import type { RegistryClient } from './registry/client.js'
 import { isAbsent } from './registry/errors.js'
 import { resolveSource, resolveSources, type SourceSpec } from './resolve.js'
+import { mergeResult } from './result.js'
 
 export interface MergeOptions {
   tags: Reference[]
@@ -107,7 +107,7 @@ export async function merge(
   const tags = planTags(opts.tags, await current, plan.index.digest, opts.dryRun)
   if (opts.dryRun) logDryRun(tags, plan.index.digest, log)
   else await apply(client, store, opts, targets, plan, tags, log)
-  return mergeResult(opts, targets, plan, tags)
+  return mergeResult({ ...plan, mode: opts.attestations, targets, tags })
 }
 
 function createStore(
@@ -153,7 +153,7 @@ async function resolveAndPlan(
     appendBase ? resolveExisting(store, opts.tags[0], appendBase, log) : []
   ])
   const all = [...existing, ...fromSources]
-  for (const c of all) log.info(describeFound(c))
+  for (const c of all) log.info(describeEntry(c))
   // Attestations go to the referrers as they would go into the index: after their image.
   const placement = asReferrers(opts.attestations) ? 'keep' : opts.attestations
   const entries = selectEntries(
@@ -249,66 +249,4 @@ async function resolveExisting(
   }
   const spec = { input: `${formatReference(first)} (current)`, ref: { ...first, digest: m.digest } }
   return (await resolveSource(store, spec)).map((c) => ({ ...c, existing: true }))
-}
-
-function describeFound(c: Child): string {
-  const p = c.descriptor.platform
-  const what =
-    c.kind === 'image' && p ? formatPlatformFull(p) : `${entryName(c)} for ${c.subject ?? '?'}`
-  return `${c.sourceInput}: ${what} ${c.descriptor.digest} (${c.descriptor.mediaType})`
-}
-
-function mergeResult(
-  opts: MergeOptions,
-  targets: Repository[],
-  plan: Planned,
-  tags: TagResult[]
-): MergeResult {
-  const { index, children } = plan
-  const images = children.filter((c) => c.kind === 'image')
-  const platformDigests: Record<string, string> = {}
-  for (const c of images)
-    platformDigests[formatPlatformFull(c.descriptor.platform as Platform)] = c.descriptor.digest
-  return {
-    index,
-    children,
-    decisions: plan.decisions,
-    images: targets.map((t) => `${repoName(t)}@${index.digest}`),
-    tags,
-    platforms: platformNames(images.map((c) => c.descriptor.platform as Platform)),
-    platformDigests,
-    attestations: describeAttestations(
-      plan.all,
-      [...children, ...(plan.attached ?? [])],
-      opts.attestations
-    )
-  }
-}
-
-function describeAttestations(
-  all: Child[],
-  kept: Child[],
-  mode: AttestationMode
-): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const img of kept.filter((c) => c.kind === 'image')) {
-    const d = img.descriptor.digest
-    const attests = (c: Child): boolean =>
-      c.kind === 'attestation' && !c.referenceType && c.subject === d
-    const had = all.filter(attests).length
-    const has = kept.filter(attests).length
-    out[d] =
-      had === 0
-        ? 'none'
-        : mode === 'strip'
-          ? `stripped (${had})`
-          : mode === 'strip-provenance'
-            ? `provenance stripped (${has} of ${had} kept)`
-            : mode === 'referrers'
-              ? `attached as referrers (${has})`
-              : mode === 'referrers-strip-provenance'
-                ? `provenance stripped, attached as referrers (${has} of ${had})`
-                : `kept (${has})`
-  }
-  return out
 }

@@ -1,24 +1,19 @@
 // preserve-digest: one source index promoted to every tag byte for byte, children and all.
 // Resolving reuses the merge's walk, copying and pushing its apply(); only the index is not built.
 import { apply } from './apply.js'
-import { checkRequiredPlatforms, entryName, type Child } from './core/children.js'
+import { checkRequiredPlatforms, describeEntry, type Child } from './core/children.js'
 import { parseManifest, type RawManifest } from './core/manifest.js'
 import { DOCKER_LIST, isIndexType, OCI_INDEX } from './core/mediatypes.js'
-import { MergeInputError, planTags, type TagResult } from './core/plan.js'
-import { formatPlatformFull, platformNames, type Platform } from './core/platform.js'
-import {
-  formatReference,
-  repoName,
-  sameRepository,
-  type Repository,
-  uniqueRepos
-} from './core/reference.js'
+import { MergeInputError, planTags } from './core/plan.js'
+import { formatPlatformFull } from './core/platform.js'
+import { formatReference, sameRepository, uniqueRepos } from './core/reference.js'
 import type { Logger } from './logger.js'
 import { ManifestStore } from './manifest-store.js'
 import { currentDigests, logDryRun } from './tag-state.js'
 import type { MergeOptions, MergeResult } from './merge.js'
 import type { RegistryClient } from './registry/client.js'
 import { resolveSources, type SourceSpec } from './resolve.js'
+import { mergeResult } from './result.js'
 
 /** What is promoted: the source index as fetched, its entries, and the indexes nested in it. */
 interface Promoted {
@@ -60,7 +55,15 @@ export async function promote(
     const plan = { children: [...children, ...nested, self], index: { ...index, json } }
     await apply(client, store, opts, targets, plan, tags, log)
   }
-  return promotionResult(promoted, json, targets, tags)
+  return mergeResult({
+    index: { ...index, json },
+    children,
+    all: children,
+    decisions: [`preserve-digest: ${index.digest} promoted unchanged`],
+    mode: 'keep',
+    targets,
+    tags
+  })
 }
 
 /** Every input that would change the index fails, naming it; none is read from a registry. */
@@ -160,44 +163,4 @@ async function nestedIndexes(
     out.push({ kind: 'image', descriptor, source: spec.ref, sourceInput: spec.input })
   }
   return out
-}
-
-function describeEntry(c: Child): string {
-  const p = c.descriptor.platform
-  const what =
-    c.kind === 'image' && p ? formatPlatformFull(p) : `${entryName(c)} for ${c.subject ?? '?'}`
-  return `${c.sourceInput}: ${what} ${c.descriptor.digest} (${c.descriptor.mediaType})`
-}
-
-function promotionResult(
-  promoted: Promoted,
-  json: string,
-  targets: Repository[],
-  tags: TagResult[]
-): MergeResult {
-  const { index, children } = promoted
-  const images = children.filter((c) => c.kind === 'image')
-  const platforms = images.map((c) => c.descriptor.platform as Platform)
-  const attestations: Record<string, string> = {}
-  for (const img of images) {
-    const n = children.filter(
-      (c) => c.kind === 'attestation' && !c.referenceType && c.subject === img.descriptor.digest
-    ).length
-    attestations[img.descriptor.digest] = n ? `kept (${n})` : 'none'
-  }
-  return {
-    index: { ...index, json },
-    children,
-    decisions: [`preserve-digest: ${index.digest} promoted unchanged`],
-    images: targets.map((t) => `${repoName(t)}@${index.digest}`),
-    tags,
-    platforms: platformNames(platforms),
-    platformDigests: Object.fromEntries(
-      images.map((c) => [
-        formatPlatformFull(c.descriptor.platform as Platform),
-        c.descriptor.digest
-      ])
-    ),
-    attestations
-  }
 }

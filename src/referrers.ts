@@ -113,6 +113,8 @@ export async function copyAttached(
   )
 }
 
+export type Referrers = Awaited<ReturnType<RegistryClient['listReferrers']>>
+
 /** Writes of a fallback tag that another writer keeps changing at the same time. */
 const FALLBACK_ATTEMPTS = 3
 
@@ -127,10 +129,12 @@ export async function listAsReferrers(
   client: RegistryClient,
   target: Repository,
   subject: string,
-  descriptors: Descriptor[]
+  descriptors: Descriptor[],
+  /** What the caller already listed for `subject`, so it is not asked again. */
+  known?: Referrers
 ): Promise<void> {
   for (let writes = 0; ; writes++) {
-    const listed = await client.listReferrers(target, subject)
+    const listed = (writes === 0 && known) || (await client.listReferrers(target, subject))
     const missing = descriptors.filter(
       (r) => !listed.descriptors.some((d) => d.digest === r.digest)
     )

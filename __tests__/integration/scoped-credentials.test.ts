@@ -14,11 +14,8 @@ import { parseInputs } from '../../src/inputs.js'
 import { silentLogger } from '../../src/logger.js'
 import { merge } from '../../src/merge.js'
 import { createClient } from '../../src/main.js'
-import {
-  readDockerConfig,
-  readScopedConfigs,
-  StaticCredentials
-} from '../../src/registry/credentials.js'
+import { readDockerConfig, StaticCredentials } from '../../src/registry/credentials.js'
+import { readScopedConfigs } from '../../src/registry/scoped-credentials.js'
 
 const READER = { user: 'reader', password: 'rd-Corr3ct-Horse' }
 const PUSHER = { user: 'pusher', password: 'pu-Batt3ry-Staple' }

@@ -272,3 +272,11 @@ export function checkRequiredPlatforms(
     `The merge would hold ${have.map(formatPlatformFull).join(', ') || 'no image'}, from sources: ${sourceInputs.join(', ')}`
   )
 }
+
+/** One line of the "Resolve sources" log for an entry found. */
+export function describeEntry(c: Child): string {
+  const p = c.descriptor.platform
+  const what =
+    c.kind === 'image' && p ? formatPlatformFull(p) : `${entryName(c)} for ${c.subject ?? '?'}`
+  return `${c.sourceInput}: ${what} ${c.descriptor.digest} (${c.descriptor.mediaType})`
+}

@@ -103,8 +103,9 @@ export class RegistryClient {
     const mediaType =
       doc.mediaType ?? (header(res.headers, 'content-type') ?? '').split(';')[0].trim()
     // Registries re-sign schema 1 manifests on every GET, so their bytes never hash to the
-    // digest: refused as what they are, not as a digest mismatch, and never returned.
-    if (doc.schemaVersion === 1 || isSchema1Type(mediaType)) throw schema1Error() // the caller names the source
+    // digest: refused as what they are, not as a digest mismatch, and never returned (the
+    // caller names the source).
+    if (doc.schemaVersion === 1 || isSchema1Type(mediaType)) throw schema1Error()
     const expected = reference.includes(':') ? reference : servedDigest(res, repo, what)
     if (!expected) return { bytes, mediaType, digest: digestOf(bytes, 'sha256') }
     verifyDigest(bytes, expected, `${what} from registry ${repo.registry}`)

@@ -13,9 +13,6 @@ import {
   type ScopedConfig
 } from './scoped-credentials.js'
 
-// The scoped configs' reader stays importable from here, beside readDockerConfig.
-export { readScopedConfigs, type ScopedConfig }
-
 export type Credential =
   { username: string; password: string } | { identityToken: string; username?: string }
 
