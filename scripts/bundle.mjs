@@ -1,15 +1,22 @@
-// Bundles src/index.ts into dist/index.js (ESM) for runs.using: node24.
+// Bundles src/index.ts into dist/index.js (ESM) for runs.using: node24, and src/cli.ts into
+// dist/cli.js (package.json bin); what they share, and what only a plan loads, in dist/chunks/.
 // The createRequire banner lets CJS dependencies call require() for Node built-ins inside an ESM bundle.
 import { build } from 'esbuild'
+import { rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
 
 // @actions/http-client pins its own undici 6; point every import at ours so one copy ships.
 const undici = dirname(createRequire(import.meta.url).resolve('undici/package.json'))
 
+// Chunk names carry a hash: chunks of an earlier bundle must not linger.
+rmSync('dist', { recursive: true, force: true })
+
 await build({
-  entryPoints: ['src/index.ts'],
-  outfile: 'dist/index.js',
+  entryPoints: ['src/index.ts', 'src/cli.ts'],
+  outdir: 'dist',
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
   bundle: true,
   platform: 'node',
   target: 'node20',

@@ -1,7 +1,8 @@
-// Applying the plan: copy the children into every target repository, then move the tags, putting
-// moved tags back if another one fails.
+// Applying the plans: copy the children into every target repository, then move the tags, putting
+// moved tags back, of every image, if one fails.
 import { indexRefusalAdvice, reposToPush, type IndexPlan, type TagResult } from './core/plan.js'
 import { repoName, type Reference, type Repository } from './core/reference.js'
+import type { Prepared } from './prepare.js'
 import { ensureChildren, TargetCopier } from './copy.js'
 import type { Logger } from './logger.js'
 import type { ManifestStore } from './manifest-store.js'
@@ -27,41 +28,45 @@ export type ApplyOptions = Pick<
   'tags' | 'onConflict' | 'copyReferrers' | 'deadline' | 'preserveDigest'
 >
 
-/** Copies, then pushes; `results` (from planTags) record what each tag push did. */
-export async function apply(
-  client: RegistryClient,
-  store: ManifestStore,
-  opts: ApplyOptions,
-  targets: Repository[],
-  plan: IndexPlan,
-  results: TagResult[],
-  log: Logger
-): Promise<void> {
-  const pushTargets = reposToPush(targets, opts.tags, results)
-  await log.group('Copy children into target repositories', () =>
-    copyChildren(client, store, opts, targets, pushTargets, plan, log)
-  )
-  if (opts.deadline !== undefined && Date.now() > opts.deadline) {
-    throw new RegistryError(
-      'the time budget (input timeout) ran out before the tags were pushed: no tag moved'
-    )
+/** What the copies of one run share: a copier per target repository, so each blob and manifest goes once. */
+export class CopierPool {
+  private readonly copiers = new Map<string, TargetCopier>()
+  /** The copiers of repositories that a tag will be pushed to, for the log. */
+  readonly pushing = new Set<TargetCopier>()
+  constructor(
+    readonly client: RegistryClient,
+    readonly store: ManifestStore
+  ) {}
+
+  for(target: Repository): TargetCopier {
+    const key = repoName(target)
+    let c = this.copiers.get(key)
+    if (!c) {
+      c = new TargetCopier(this.client, target, (d) => this.store.knownConfig(d))
+      this.copiers.set(key, c)
+    }
+    return c
   }
-  await log.group('Push tags', () => pushTags(client, opts, targets, plan, results, log))
+
+  /** What was copied into each repository that a tag will be pushed to. */
+  describe(): string[] {
+    return [...this.pushing].map((c) => c.describe())
+  }
 }
 
-async function copyChildren(
-  client: RegistryClient,
-  store: ManifestStore,
-  opts: ApplyOptions,
-  targets: Repository[],
-  pushTargets: Repository[],
-  plan: IndexPlan,
-  log: Logger
-): Promise<void> {
+/**
+ * Makes every child of one image present in every target repository (and its referrers, as
+ * asked), so that its index can be pushed: nothing a tag shows changes here.
+ */
+export async function copyChildren(pool: CopierPool, p: Prepared, log: Logger): Promise<void> {
+  const { client, store } = pool
+  const { opts, targets, plan } = p
+  const pushTargets = reposToPush(targets, opts.tags, p.tags)
   const { children, attached: referrers = [] } = plan
   // Every child must be in every target before any tag moves: a failure leaves all tags as they were.
-  const copiers = targets.map((t) => new TargetCopier(client, t, (d) => store.knownConfig(d)))
+  const copiers = targets.map((t) => pool.for(t))
   const pushing = copiers.filter((c) => pushTargets.includes(c.target))
+  for (const c of pushing) pool.pushing.add(c)
   const copies = allSettledOrThrow(
     copiers.map(async (c) => {
       if (pushing.includes(c)) {
@@ -85,33 +90,50 @@ async function copyChildren(
   // Referrers change after the index is made (signing), so they are copied even to current tags.
   if (attached.length)
     await allSettledOrThrow(copiers.map((c) => copyAttached(client, c, attached, log)))
-  for (const c of pushing) log.info(c.describe())
   if (pushTargets.length === 0) log.info('every tag is already current: nothing to copy')
+}
+
+/**
+ * Pushes the tags of every image; when one fails, no further tag is pushed and the tags that
+ * moved, of every image, are put back.
+ */
+export async function pushAll(
+  client: RegistryClient,
+  images: Array<{ p: Prepared; log: Logger }>
+): Promise<void> {
+  const state = { failed: false }
+  const settled = await Promise.allSettled(
+    images.map(({ p, log }) => pushTags(client, p, state, log))
+  )
+  const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected')
+  if (!failed) return
+  await Promise.all(images.map(({ p, log }) => rollBack(client, p, log)))
+  throw failed.reason
 }
 
 async function pushTags(
   client: RegistryClient,
-  opts: ApplyOptions,
-  targets: Repository[],
-  plan: IndexPlan,
-  results: TagResult[],
+  p: Prepared,
+  state: { failed: boolean },
   log: Logger
 ): Promise<void> {
-  const { index } = plan
   // Tags of one repository go one after another (Quay fails concurrent PUTs of one manifest);
   // repositories run in parallel.
-  const settled = await Promise.allSettled(
-    targets.map(async (repo) => {
-      for (const [i, t] of opts.tags.entries()) {
-        if (repoName(t) === repoName(repo)) await pushTag(client, opts, t, plan, results[i], log)
+  await allSettledOrThrow(
+    p.targets.map(async (repo) => {
+      for (const [i, t] of p.opts.tags.entries()) {
+        if (repoName(t) !== repoName(repo)) continue
+        // Once a push failed, nothing else moves: what moved is put back.
+        if (state.failed) return
+        try {
+          await pushTag(client, p.opts, t, p.plan, p.tags[i], log)
+        } catch (e) {
+          state.failed = true
+          throw e
+        }
       }
     })
   )
-  const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected')
-  if (failed) {
-    await rollBack(client, opts.tags, results, index.digest, log)
-    throw failed.reason
-  }
 }
 
 async function pushTag(
@@ -194,16 +216,11 @@ function conflictReason(e: RegistryError, repo: string): string {
  * A tag PUT failed after others moved: put the moved tags back on what they held, so that a
  * failed run does not leave tags of one release on different digests. Best effort.
  */
-async function rollBack(
-  client: RegistryClient,
-  tags: Reference[],
-  results: TagResult[],
-  digest: string,
-  log: Logger
-): Promise<void> {
+async function rollBack(client: RegistryClient, p: Prepared, log: Logger): Promise<void> {
+  const digest = p.plan.index.digest
   await Promise.all(
-    tags.map(async (t, i) => {
-      const r = results[i]
+    p.opts.tags.map(async (t, i) => {
+      const r = p.tags[i]
       if (r.outcome !== 'pushed' || !r.moved) return
       if (!r.previous) {
         log.warning(

@@ -15,14 +15,19 @@ import type { Credential } from './registry/credentials.js'
 import type { MergeOptions, PlatformAnnotations } from './merge.js'
 import type { SourceSpec } from './resolve.js'
 
-/** Everything the action reads: what the merge does, and how the client talks to registries. */
-export interface Inputs extends Required<
-  Omit<MergeOptions, 'platforms' | 'requirePlatforms' | 'deadline'>
+/** What one image's merge reads: its tags and sources and how its index is made. */
+export interface ImageInputs extends Required<
+  Omit<MergeOptions, 'platforms' | 'requirePlatforms' | 'deadline' | 'dryRun'>
 > {
   platforms?: Platform[]
   requirePlatforms?: Platform[]
   /** Annotation lines that do not apply to an index, for a note in the log. */
   ignoredAnnotations: string[]
+}
+
+/** What applies to a whole run, every image of a plan alike: dry-run and how to talk to registries. */
+export interface RunInputs {
+  dryRun: boolean
   maxConcurrency: number
   retries: number
   timeoutSeconds: number
@@ -32,11 +37,27 @@ export interface Inputs extends Required<
   githubToken: string
 }
 
+/** Everything one merge reads. */
+export interface Inputs extends ImageInputs, RunInputs {}
+
 /** What the workflow context adds with github-annotations: true. */
 export interface GithubContext {
   serverUrl: string
   repository: string
   sha: string
+}
+
+/**
+ * The workflow's repository and commit, from the variables the runner sets (what
+ * @actions/github's context reads, without bundling Octokit for it).
+ */
+export function githubContext(env: NodeJS.ProcessEnv = process.env): GithubContext | undefined {
+  if (!env.GITHUB_REPOSITORY || !env.GITHUB_SHA) return undefined
+  return {
+    serverUrl: env.GITHUB_SERVER_URL || 'https://github.com',
+    repository: env.GITHUB_REPOSITORY,
+    sha: env.GITHUB_SHA
+  }
 }
 
 /** The action's inputs (action.yml; a unit test keeps the two in step). */
@@ -66,8 +87,22 @@ export const INPUT_NAMES = [
   'username',
   'password',
   'registry-auth',
-  'github-token'
+  'github-token',
+  'plan'
 ] as const
+
+/** The inputs of a whole run, which a release plan sets for all its images (under defaults). */
+export const RUN_INPUTS: readonly string[] = [
+  'dry-run',
+  'max-concurrency',
+  'retries',
+  'timeout',
+  'insecure-registries',
+  'username',
+  'password',
+  'registry-auth',
+  'github-token'
+]
 
 /**
  * Environment variables that look like inputs but are not read: the runner keeps an input's
@@ -385,14 +420,48 @@ function platformList(get: InputReader, name: string): Platform[] | undefined {
   })
 }
 
+/** The inputs of one merge, image and run alike. */
 export function parseInputs(
   get: InputReader,
   onSecret: (s: string) => void = () => {},
   env: NodeJS.ProcessEnv = process.env,
   github?: GithubContext
 ): Inputs {
+  const image = parseImageInputs(get, env, github)
+  return { ...image, ...parseRunInputs(get, image.tags, onSecret) }
+}
+
+/** The inputs of a run; username and password are for the registries of `tags`. */
+export function parseRunInputs(
+  get: InputReader,
+  tags: Reference[],
+  onSecret: (s: string) => void
+): RunInputs {
+  return {
+    dryRun: bool(get, 'dry-run'),
+    maxConcurrency: int(get, 'max-concurrency', 32, 1, 128),
+    retries: int(get, 'retries', 10, 0, 20),
+    timeoutSeconds: int(get, 'timeout', 900, 1, 21600),
+    insecureRegistries: parseList(get('insecure-registries')).map((h) => {
+      if (!isRegistryHost(h)) {
+        throw new InputError(
+          `input insecure-registries: "${h}" is not a registry host (write host or host:port, without scheme or path)`
+        )
+      }
+      return h.toLowerCase()
+    }),
+    credentials: parseCredentials(get, tags, onSecret),
+    githubToken: secret(get('github-token'), onSecret)
+  }
+}
+
+/** The inputs of one image: its tags, its sources, and how its index is made. */
+export function parseImageInputs(
+  get: InputReader,
+  env: NodeJS.ProcessEnv = process.env,
+  github?: GithubContext
+): ImageInputs {
   const tags = parseTags(get, env)
-  const credentials = parseCredentials(get, tags, onSecret)
   const sources = parseSources(get, tags)
   // Like the tags, metadata-action's annotations come from its environment when not given.
   // A promotion changes nothing it was not asked to: metadata-action's variable is not read.
@@ -432,20 +501,6 @@ export function parseInputs(
     append: bool(get, 'append'),
     onConflict: choice(get, 'on-conflict', ['fail', 'skip', 'warn'] as const, 'fail'),
     copyReferrers: bool(get, 'copy-referrers'),
-    preserveDigest: preserve,
-    dryRun: bool(get, 'dry-run'),
-    maxConcurrency: int(get, 'max-concurrency', 32, 1, 128),
-    retries: int(get, 'retries', 10, 0, 20),
-    timeoutSeconds: int(get, 'timeout', 900, 1, 21600),
-    insecureRegistries: parseList(get('insecure-registries')).map((h) => {
-      if (!isRegistryHost(h)) {
-        throw new InputError(
-          `input insecure-registries: "${h}" is not a registry host (write host or host:port, without scheme or path)`
-        )
-      }
-      return h.toLowerCase()
-    }),
-    credentials,
-    githubToken: secret(get('github-token'), onSecret)
+    preserveDigest: preserve
   }
 }

@@ -1,43 +1,21 @@
-// The merge: resolve the sources, plan the index and what each tag does, then apply the plan.
-import { apply } from './apply.js'
-import { attachAsReferrers } from './attach.js'
-import {
-  asReferrers,
-  describeEntry,
-  stripsProvenance,
-  type AttestationMode,
-  type Child,
-  type OnDuplicate
-} from './core/children.js'
+// The merge: plan every image (resolve its sources, build its index, see what each tag holds),
+// then apply: copy every child into every target repository, then move the tags. With several
+// images (a release plan) nothing moves until every image is planned and copied everywhere.
+import { copyChildren, CopierPool, pushAll } from './apply.js'
+import type { AttestationMode, Child, OnDuplicate } from './core/children.js'
 import type { IndexFormat } from './core/index-builder.js'
-import { ManifestError, parseManifest, type RawManifest } from './core/manifest.js'
-import {
-  describedAsFetched,
-  planIndex,
-  planTags,
-  selectEntries,
-  unmatchedAnnotations,
-  type IndexPlan,
-  type PlatformAnnotations,
-  type TagResult
-} from './core/plan.js'
+import type { RawManifest } from './core/manifest.js'
+import type { PlatformAnnotations, TagResult } from './core/plan.js'
 import type { Platform } from './core/platform.js'
-import {
-  formatReference,
-  sameRepository,
-  type Reference,
-  type Repository,
-  uniqueRepos
-} from './core/reference.js'
+import { formatReference, uniqueRepos, type Reference } from './core/reference.js'
 import type { Logger } from './logger.js'
 import { ManifestStore } from './manifest-store.js'
-import { currentDigests, logDryRun } from './tag-state.js'
-import { promote } from './promote.js'
-import { stripProvenanceFrom } from './provenance.js'
+import { copiedFrom, prepareMerge } from './prepare.js'
+import { preparePromotion, refuseChanges } from './promote.js'
 import type { RegistryClient } from './registry/client.js'
-import { isAbsent } from './registry/errors.js'
-import { resolveSource, resolveSources, type SourceSpec } from './resolve.js'
-import { mergeResult } from './result.js'
+import { RegistryError } from './registry/errors.js'
+import type { SourceSpec } from './resolve.js'
+import { logDryRun } from './tag-state.js'
 
 export interface MergeOptions {
   tags: Reference[]
@@ -81,172 +59,133 @@ export interface MergeResult {
   attestations: Record<string, string>
 }
 
-/** The index plan with what it was chosen from and why, for the result. */
-interface Planned extends IndexPlan {
-  all: Child[]
-  decisions: string[]
-}
-
+/** One image merged (or promoted) into its tags. */
 export async function merge(
   client: RegistryClient,
   opts: MergeOptions,
   log: Logger
 ): Promise<MergeResult> {
-  if (opts.preserveDigest) return promote(client, opts, log)
-  const targets = uniqueRepos(opts.tags)
-  for (const t of targets) client.declare(t, opts.dryRun ? ['pull'] : ['pull', 'push'])
-  for (const s of uniqueRepos(opts.sources.map((s) => s.ref))) client.declare(s, ['pull'])
-  const store = createStore(client, opts, targets)
-  // append reads what the first tag holds; its GET also tells its digest.
-  const appendBase = opts.append ? readTag(store, opts.tags[0]) : undefined
-  // Ask what each tag holds now, in parallel with resolving: only needed once the index exists.
-  const current = currentDigests(client, opts.tags, appendBase, log)
-  const plan = await log.group('Resolve sources', () =>
-    resolveAndPlan(store, opts, targets, appendBase, log)
-  )
-  const tags = planTags(opts.tags, await current, plan.index.digest, opts.dryRun)
-  if (opts.dryRun) logDryRun(tags, plan.index.digest, log)
-  else await apply(client, store, opts, targets, plan, tags, log)
-  return mergeResult({ ...plan, mode: opts.attestations, targets, tags })
+  const [result] = await mergeAll(client, [opts], log)
+  return result
 }
 
-function createStore(
+/**
+ * Several images, all or nothing: every image is resolved, every child copied into every target
+ * repository and every index built before the first tag of any image moves; when a tag push
+ * fails, the tags that moved, of every image, are put back. One client, one manifest store and
+ * one copier per repository serve them all, so tokens, connections, fetches and copies are shared.
+ */
+export async function mergeAll(
   client: RegistryClient,
-  opts: MergeOptions,
-  targets: Repository[]
-): ManifestStore {
+  images: MergeOptions[],
+  log: Logger
+): Promise<MergeResult[]> {
+  const labels = images.map((o, i) => imageLabel(o, i, images.length))
+  const logs = images.map((_, i) => (labels[i] ? prefixed(log, labels[i]) : log))
+  // Before any request: what cannot be done as asked fails without a read or a write.
+  settle(
+    images.map((o) => () => (o.preserveDigest ? refuseChanges(o) : undefined)).map(run),
+    labels
+  )
+  // Every repository is declared first, so that one token per registry covers them all.
+  for (const o of images) {
+    for (const t of uniqueRepos(o.tags)) client.declare(t, o.dryRun ? ['pull'] : ['pull', 'push'])
+    for (const s of uniqueRepos(o.sources.map((s) => s.ref))) client.declare(s, ['pull'])
+  }
   const store = new ManifestStore(client)
-  // Not with a platforms filter, which may drop what would be fetched early.
-  if (!opts.platforms) store.willCopyFrom = copiedFrom(opts, targets)
-  return store
-}
-
-/** Whether entries from `repo` will be copied (or rewritten), so their manifests will be read. */
-function copiedFrom(opts: MergeOptions, targets: Repository[]): (repo: Repository) => boolean {
-  return (repo) =>
-    !opts.dryRun &&
-    (stripsProvenance(opts.attestations) ||
-      asReferrers(opts.attestations) ||
-      targets.some((t) => !sameRepository(t, repo)))
-}
-
-/** What a tag holds, or undefined when it does not exist (yet). */
-function readTag(store: ManifestStore, tag: Reference): Promise<RawManifest | undefined> {
-  return store.get(tag, tag.tag ?? 'latest').catch((e: unknown) => {
-    if (isAbsent(e)) return undefined
-    // What the tag holds cannot be appended to (schema 1): say which tag.
-    if (e instanceof ManifestError)
-      throw new ManifestError(`append: ${formatReference(tag)}: ${e.message}`, { cause: e })
-    throw e
+  const prefetch = images.map((o) =>
+    // Not with a platforms filter, which may drop what would be fetched early.
+    o.platforms ? () => false : copiedFrom(o, uniqueRepos(o.tags))
+  )
+  store.willCopyFrom = (repo) => prefetch.some((f) => f(repo))
+  const prepared = await log.group(phase('Resolve sources', images.length), async () =>
+    settle(
+      await Promise.allSettled(
+        images.map((o, i) =>
+          (o.preserveDigest ? preparePromotion : prepareMerge)(store, o, logs[i])
+        )
+      ),
+      labels
+    )
+  )
+  if (images.some((o) => o.dryRun)) {
+    for (const [i, p] of prepared.entries()) logDryRun(p.tags, p.plan.index.digest, logs[i])
+    return prepared.map((p) => p.result())
+  }
+  const pool = new CopierPool(client, store)
+  await log.group(phase('Copy children into target repositories', images.length), async () => {
+    settle(await Promise.allSettled(prepared.map((p, i) => copyChildren(pool, p, logs[i]))), labels)
+    for (const line of pool.describe()) log.info(line)
   })
+  const deadline = Math.min(...images.map((o) => o.deadline ?? Infinity))
+  if (Date.now() > deadline) {
+    throw new RegistryError(
+      'the time budget (input timeout) ran out before the tags were pushed: no tag moved'
+    )
+  }
+  await log.group(phase('Push tags', images.length), () =>
+    pushAll(
+      client,
+      prepared.map((p, i) => ({ p, log: logs[i] }))
+    )
+  )
+  return prepared.map((p) => p.result())
 }
 
-async function resolveAndPlan(
-  store: ManifestStore,
-  opts: MergeOptions,
-  targets: Repository[],
-  appendBase: Promise<RawManifest | undefined> | undefined,
-  log: Logger
-): Promise<Planned> {
-  const [fromSources, existing] = await Promise.all([
-    resolveSources(store, opts.sources),
-    appendBase ? resolveExisting(store, opts.tags[0], appendBase, log) : []
-  ])
-  const all = [...existing, ...fromSources]
-  for (const c of all) log.info(describeEntry(c))
-  // Attestations go to the referrers as they would go into the index: after their image.
-  const placement = asReferrers(opts.attestations) ? 'keep' : opts.attestations
-  const entries = selectEntries(
-    all,
-    { ...opts, attestations: placement },
-    opts.sources.map((s) => s.input)
-  )
-  let children = entries.children
-  // Stays outside the plan: it fetches each attestation to see what it holds.
-  if (stripsProvenance(opts.attestations)) {
-    children = await stripProvenanceFrom(store, children, entries.decisions)
+/** How an image of a plan is named in messages: its place and its first tag. */
+function imageLabel(o: MergeOptions, i: number, count: number): string | undefined {
+  if (count === 1) return undefined
+  return `image ${i + 1} (${formatReference(o.tags[0])})`
+}
+
+function phase(name: string, count: number): string {
+  return count === 1 ? name : `${name} (${count} images)`
+}
+
+/** Each line of one image's log, named by the image. */
+function prefixed(log: Logger, label: string): Logger {
+  return {
+    info: (m) => log.info(`${label}: ${m}`),
+    warning: (m) => log.warning(`${label}: ${m}`),
+    debug: (m) => log.debug(`${label}: ${m}`),
+    // The run's phases are the groups; an image's own groups would interleave with the others'.
+    group: (name, fn) => {
+      log.info(`${label}: ${name}`)
+      return fn()
+    }
   }
-  const copied = copiedFrom(opts, targets)
-  const fetched = await fetchedManifests(store, children, copied)
-  children = describedAsFetched(children, fetched, entries.decisions)
-  let attached: Child[] = []
-  if (asReferrers(opts.attestations))
-    ({ children, attached } = await attachAsReferrers(store, children, entries.decisions))
-  const annotations = appendBase
-    ? keptAnnotations(await appendBase, opts, entries.decisions)
-    : opts.annotations
-  entries.decisions.push(
-    ...unmatchedAnnotations(children, opts.platformDescriptorAnnotations ?? [])
-  )
-  for (const d of entries.decisions) log.info(d)
-  const { index, children: indexed } = planIndex(children, { ...opts, annotations })
-  log.info(`index ${index.digest} (${index.mediaType}, ${indexed.length} entries)`)
-  return { all, children: indexed, attached, decisions: entries.decisions, index }
+}
+
+function run<T>(f: () => T): PromiseSettledResult<T> {
+  try {
+    return { status: 'fulfilled', value: f() }
+  } catch (reason) {
+    return { status: 'rejected', reason }
+  }
 }
 
 /**
- * The manifests of the entries that copying will read (fetched early while resolving, so
- * usually already here) and of any other entry the run happened to fetch.
+ * The values, or the first failure (in plan order) with every failing image named in its
+ * message, so that one run tells everything that must be fixed.
  */
-async function fetchedManifests(
-  store: ManifestStore,
-  children: Child[],
-  copied: (repo: Repository) => boolean
-): Promise<Map<string, RawManifest>> {
-  const out = new Map<string, RawManifest>()
-  await Promise.all(
-    children.map(async (c) => {
-      if (c.rewritten) return // made by this run
-      const digest = c.descriptor.digest
-      const raw = copied(c.source) ? store.get(c.source, digest) : store.fetched(digest)
-      if (raw) out.set(digest, await raw)
-    })
-  )
-  return out
-}
-
-/**
- * append: the index annotations the tag holds are kept, and those of the annotations input
- * replace them key by key; a merge that drops them would rewrite the tag's metadata unasked.
- */
-function keptAnnotations(
-  held: RawManifest | undefined,
-  opts: MergeOptions,
-  decisions: string[]
-): Record<string, string> {
-  const parsed = held && parseManifest(held, `${formatReference(opts.tags[0])} (current)`)
-  const old = parsed?.kind === 'index' ? (parsed.index.annotations ?? {}) : {}
-  const keys = Object.keys(old).filter((k) => typeof old[k] === 'string')
-  if (!keys.length) return opts.annotations
-  if (opts.format === 'docker') {
-    decisions.push(
-      `append: drop the index annotations the tag holds (${keys.join(', ')}): format docker makes a Docker list, which cannot carry them`
+function settle<T>(
+  results: Array<PromiseSettledResult<T>>,
+  labels: Array<string | undefined>
+): T[] {
+  const failed = results
+    .map((r, i) => ({ r, label: labels[i] }))
+    .filter(
+      (x): x is { r: PromiseRejectedResult; label: string | undefined } => x.r.status === 'rejected'
     )
-    return opts.annotations
-  }
-  const replaced = keys.filter((k) => Object.hasOwn(opts.annotations, k))
-  const kept = keys.filter((k) => !Object.hasOwn(opts.annotations, k))
-  if (kept.length)
-    decisions.push(`append: keep the index annotations the tag holds: ${kept.join(', ')}`)
-  if (replaced.length)
-    decisions.push(
-      `append: replace the index annotations ${replaced.join(', ')} with the annotations input`
+  if (!failed.length) return results.map((r) => (r as PromiseFulfilledResult<T>).value)
+  const first = failed[0].r.reason as unknown
+  if (!labels.some(Boolean) || !(first instanceof Error)) throw first
+  // The first error keeps its class (a user error is reported as one), named by its image.
+  first.message = failed
+    .map(
+      ({ r, label }) =>
+        `${label}: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}`
     )
-  return { ...Object.fromEntries(kept.map((k) => [k, old[k]])), ...opts.annotations }
-}
-
-/** append: the entries of what the first tag holds now, marked as existing. */
-async function resolveExisting(
-  store: ManifestStore,
-  first: Reference,
-  appendBase: Promise<RawManifest | undefined>,
-  log: Logger
-): Promise<Child[]> {
-  const m = await appendBase
-  if (!m) {
-    log.info(`append: ${formatReference(first)} does not exist yet; merging the sources alone`)
-    return []
-  }
-  const spec = { input: `${formatReference(first)} (current)`, ref: { ...first, digest: m.digest } }
-  return (await resolveSource(store, spec)).map((c) => ({ ...c, existing: true }))
+    .join('; ')
+  throw first
 }

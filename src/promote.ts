@@ -1,17 +1,16 @@
 // preserve-digest: one source index promoted to every tag byte for byte, children and all.
 // Resolving reuses the merge's walk, copying and pushing its apply(); only the index is not built.
-import { apply } from './apply.js'
 import { checkRequiredPlatforms, describeEntry, type Child } from './core/children.js'
 import { parseManifest, type RawManifest } from './core/manifest.js'
 import { DOCKER_LIST, isIndexType, OCI_INDEX } from './core/mediatypes.js'
 import { MergeInputError, planTags } from './core/plan.js'
 import { formatPlatformFull } from './core/platform.js'
-import { formatReference, sameRepository, uniqueRepos } from './core/reference.js'
+import { formatReference, uniqueRepos } from './core/reference.js'
 import type { Logger } from './logger.js'
-import { ManifestStore } from './manifest-store.js'
-import { currentDigests, logDryRun } from './tag-state.js'
-import type { MergeOptions, MergeResult } from './merge.js'
-import type { RegistryClient } from './registry/client.js'
+import type { ManifestStore } from './manifest-store.js'
+import { currentDigests } from './tag-state.js'
+import type { MergeOptions } from './merge.js'
+import type { Prepared } from './prepare.js'
 import { resolveSources, type SourceSpec } from './resolve.js'
 import { mergeResult } from './result.js'
 
@@ -24,50 +23,46 @@ interface Promoted {
   nested: Child[]
 }
 
-export async function promote(
-  client: RegistryClient,
+/** Resolves the one source index of a promotion and plans its tags; copies it whole, itself last. */
+export async function preparePromotion(
+  store: ManifestStore,
   opts: MergeOptions,
   log: Logger
-): Promise<MergeResult> {
-  // Before any request: what cannot be promoted as it is fails without a read or a write.
-  refuseChanges(opts)
+): Promise<Prepared> {
   const spec = opts.sources[0]
   const targets = uniqueRepos(opts.tags)
-  for (const t of targets) client.declare(t, opts.dryRun ? ['pull'] : ['pull', 'push'])
-  client.declare(spec.ref, ['pull'])
-  const store = new ManifestStore(client)
-  store.willCopyFrom = (repo) => !opts.dryRun && targets.some((t) => !sameRepository(t, repo))
-  const current = currentDigests(client, opts.tags, undefined, log)
-  const promoted = await log.group('Resolve sources', () => resolveIndex(store, opts, spec, log))
-  const { index, children, nested } = promoted
+  const current = currentDigests(store.client, opts.tags, undefined, log)
+  const { index, children, nested } = await resolveIndex(store, opts, spec, log)
   const json = Buffer.from(index.bytes).toString('utf8')
   const tags = planTags(opts.tags, await current, index.digest, opts.dryRun)
-  if (opts.dryRun) logDryRun(tags, index.digest, log)
-  else {
-    // The index itself goes last, by digest, after its entries: what is attached to it (a
-    // signature on its digest) is then copied with copy-referrers, and has its subject there.
-    const self: Child = {
-      kind: 'image',
-      descriptor: { mediaType: index.mediaType, digest: index.digest, size: index.bytes.length },
-      source: spec.ref,
-      sourceInput: spec.input
-    }
-    const plan = { children: [...children, ...nested, self], index: { ...index, json } }
-    await apply(client, store, opts, targets, plan, tags, log)
+  // The index itself goes last, by digest, after its entries: what is attached to it (a
+  // signature on its digest) is then copied with copy-referrers, and has its subject there.
+  const self: Child = {
+    kind: 'image',
+    descriptor: { mediaType: index.mediaType, digest: index.digest, size: index.bytes.length },
+    source: spec.ref,
+    sourceInput: spec.input
   }
-  return mergeResult({
-    index: { ...index, json },
-    children,
-    all: children,
-    decisions: [`preserve-digest: ${index.digest} promoted unchanged`],
-    mode: 'keep',
+  return {
+    opts,
     targets,
-    tags
-  })
+    plan: { children: [...children, ...nested, self], index: { ...index, json } },
+    tags,
+    result: () =>
+      mergeResult({
+        index: { ...index, json },
+        children,
+        all: children,
+        decisions: [`preserve-digest: ${index.digest} promoted unchanged`],
+        mode: 'keep',
+        targets,
+        tags
+      })
+  }
 }
 
 /** Every input that would change the index fails, naming it; none is read from a registry. */
-function refuseChanges(opts: MergeOptions): void {
+export function refuseChanges(opts: MergeOptions): void {
   const { sources } = opts
   if (sources.length !== 1) {
     throw new MergeInputError(

@@ -2,7 +2,7 @@
 import { parseInputs } from '../../src/inputs.js'
 import type { Logger } from '../../src/logger.js'
 import { merge, type MergeResult } from '../../src/merge.js'
-import { createClient } from '../../src/main.js'
+import { createClient } from '../../src/runner.js'
 import type { ClientOptions } from '../../src/registry/client.js'
 import { StaticCredentials } from '../../src/registry/credentials.js'
 

@@ -20,7 +20,7 @@ import {
 import { startProxy, type TestProxy } from '../helpers/proxy.js'
 import { snapshotStorage, startRegistry, type TestRegistry } from '../helpers/registry.js'
 import { startTokenServer, type TokenServer } from '../helpers/token-server.js'
-import { createClient } from '../../src/main.js'
+import { createClient } from '../../src/runner.js'
 import { parseInputs } from '../../src/inputs.js'
 import { StaticCredentials } from '../../src/registry/credentials.js'
 

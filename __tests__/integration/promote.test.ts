@@ -28,7 +28,7 @@ import { snapshotStorage, startRegistry, type TestRegistry } from '../helpers/re
 import { skopeoCopyAll } from '../helpers/tools.js'
 import { parseInputs } from '../../src/inputs.js'
 import { silentLogger } from '../../src/logger.js'
-import { createClient } from '../../src/main.js'
+import { createClient } from '../../src/runner.js'
 import { merge } from '../../src/merge.js'
 import { StaticCredentials } from '../../src/registry/credentials.js'
 

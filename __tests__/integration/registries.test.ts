@@ -34,7 +34,7 @@ import {
 import { startRegistry, type TestRegistry } from '../helpers/registry.js'
 import { parseInputs } from '../../src/inputs.js'
 import type { Logger } from '../../src/logger.js'
-import { createClient } from '../../src/main.js'
+import { createClient } from '../../src/runner.js'
 import { merge, type MergeResult } from '../../src/merge.js'
 import { StaticCredentials } from '../../src/registry/credentials.js'
 

@@ -13,7 +13,7 @@ import { startTokenServer, type TokenServer } from '../helpers/token-server.js'
 import { parseInputs } from '../../src/inputs.js'
 import { silentLogger } from '../../src/logger.js'
 import { merge } from '../../src/merge.js'
-import { createClient } from '../../src/main.js'
+import { createClient } from '../../src/runner.js'
 import { readDockerConfig, StaticCredentials } from '../../src/registry/credentials.js'
 import { readScopedConfigs } from '../../src/registry/scoped-credentials.js'
 

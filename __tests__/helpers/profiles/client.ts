@@ -1,7 +1,7 @@
 // Talking to a registry profile as the action does: its credentials, and a client for reads
 // such as listing referrers the way the action lists them.
 import type { ClientOptions, RegistryClient } from '../../../src/registry/client.js'
-import { createClient } from '../../../src/main.js'
+import { createClient } from '../../../src/runner.js'
 import { parseInputs } from '../../../src/inputs.js'
 import { StaticCredentials } from '../../../src/registry/credentials.js'
 import type { RegistryProfile } from './types.js'
