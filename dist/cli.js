@@ -12,7 +12,7 @@ import {
   readPlanFile,
   readSetup,
   runMerges
-} from "./chunks/chunk-FEV5JNGA.js";
+} from "./chunks/chunk-VOMT7JIF.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // src/version.ts

@@ -11,7 +11,7 @@ import {
   readSetup,
   require_undici,
   runMerges
-} from "./chunks/chunk-FEV5JNGA.js";
+} from "./chunks/chunk-VOMT7JIF.js";
 import {
   __commonJS,
   __require,

@@ -65,7 +65,8 @@ export async function copyChildren(pool: CopierPool, p: Prepared, log: Logger): 
   const { children, attached: referrers = [] } = plan
   // Every child must be in every target before any tag moves: a failure leaves all tags as they were.
   const copiers = targets.map((t) => pool.for(t))
-  const pushing = copiers.filter((c) => pushTargets.includes(c.target))
+  // Copiers are shared by the images of a plan: a repository is told by its name.
+  const pushing = copiers.filter((c) => pushTargets.some((t) => repoName(t) === repoName(c.target)))
   for (const c of pushing) pool.pushing.add(c)
   const copies = allSettledOrThrow(
     copiers.map(async (c) => {

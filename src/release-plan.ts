@@ -124,11 +124,21 @@ export async function parsePlan(
     }
   })
   checkTagsOnce(images, name)
-  const run = parseRunInputs(
-    runGet,
-    images.flatMap((i) => i.tags),
-    onSecret
-  )
+  let run: RunInputs
+  try {
+    run = parseRunInputs(
+      runGet,
+      images.flatMap((i) => i.tags),
+      onSecret
+    )
+  } catch (e) {
+    // Blame the plan only for what its defaults set; the rest came from around it.
+    const set = Object.keys(defaults).filter((k) => RUN_INPUTS.includes(k))
+    const fromPlan =
+      e instanceof InputError && set.some((k) => new RegExp(`\\b${k}\\b`).test(e.message))
+    if (fromPlan) throw new InputError(`${name}: defaults: ${e.message}`, { cause: e })
+    throw e
+  }
   return { images, run, fromPlan: true }
 }
 
@@ -136,13 +146,15 @@ async function parseDocument(text: string, name: string): Promise<unknown> {
   // Loaded only for a plan: a plain merge does not pay for the YAML parser at start-up.
   // yaml is CommonJS: bundled, its chunk gives it as the default export.
   const mod: typeof import('yaml') & { default?: typeof import('yaml') } = await import('yaml')
-  const { parseDocument } = mod.default ?? mod
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false })
+  const { LineCounter, parseDocument } = mod.default ?? mod
+  const lines = new LineCounter()
+  // Every scalar a string, as the action's inputs are: 1.10 stays 1.10, not the number 1.1.
+  const doc = parseDocument(text, { uniqueKeys: true, schema: 'failsafe', lineCounter: lines })
   const error = doc.errors[0]
   if (error) {
-    const at = error.linePos?.[0]
+    const at = lines.linePos(error.pos[0])
     throw new InputError(
-      `${name}: not valid YAML or JSON${at ? ` (line ${at.line}, column ${at.col})` : ''}: ${error.message.split('\n')[0]}`
+      `${name}: not valid YAML or JSON (line ${at.line}, column ${at.col}): ${error.message.split('\n')[0]}`
     )
   }
   return doc.toJS()

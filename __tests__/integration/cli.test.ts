@@ -332,13 +332,59 @@ describe('release plans', () => {
     )
   })
 
-  describe('a tag push refused after tags of another image moved', () => {
+  describe('through a proxy that counts and refuses', () => {
     let proxy: TestProxy
     beforeAll(async () => {
       proxy = await startProxy(a.url)
     })
     afterAll(async () => {
       await proxy?.stop()
+    })
+
+    it('fetches a source that two images share once, and copies it once into their repository', async () => {
+      const shared = await pushImage(a, 'planshare/stage', { arch: 'arm64', seed: 'share' })
+      const one = await pushImage(a, 'planshare/stage', { arch: 'amd64', seed: 'share-1' })
+      const two = await pushImage(a, 'planshare/stage', { arch: 'amd64', seed: 'share-2' })
+      const stage = `${proxy.host}/planshare/stage`
+      const file = join(dir, 'planshare.yaml')
+      await writeFile(
+        file,
+        [
+          'images:',
+          `  - tags: ${proxy.host}/planshare/rel:app`,
+          `    sources: ${stage}@${one.digest}, ${stage}@${shared.digest}`,
+          `  - tags: ${proxy.host}/planshare/rel:app-debug`,
+          `    sources: ${stage}@${two.digest}, ${stage}@${shared.digest}`
+        ].join('\n')
+      )
+      proxy.reset()
+      const run = await runCli(['--plan', file, '--json'])
+      expect(run.stderr).not.toMatch(/^error/m)
+      expect(run.code).toBe(0)
+      const { results } = JSON.parse(run.stdout) as { results: Array<Record<string, string>> }
+      expect(results.map((r) => JSON.parse(r['platform-digests']) as unknown)).toEqual([
+        { 'linux/amd64': one.digest, 'linux/arm64': shared.digest },
+        { 'linux/amd64': two.digest, 'linux/arm64': shared.digest }
+      ])
+      const hex = (d: string): string => d.slice('sha256:'.length)
+      expect(
+        proxy.count(
+          'GET',
+          new RegExp(`^/v2/planshare/stage/manifests/sha256:${hex(shared.digest)}$`)
+        )
+      ).toBe(1)
+      expect(
+        proxy.count('PUT', new RegExp(`^/v2/planshare/rel/manifests/sha256:${hex(shared.digest)}$`))
+      ).toBe(1)
+      for (const blob of [shared.configDigest, ...shared.layerDigests])
+        expect(
+          proxy.count(
+            'POST',
+            new RegExp(`^/v2/planshare/rel/blobs/uploads/\\?.*mount=sha256(:|%3A)${hex(blob)}`)
+          )
+        ).toBe(1)
+      expect(await held('planshare/rel', 'app')).toBe(results[0].digest)
+      expect(await held('planshare/rel', 'app-debug')).toBe(results[1].digest)
     })
 
     it('puts back the tags of every image', async () => {
