@@ -2,8 +2,8 @@
 import { createRequire as __mmCreateRequire } from 'node:module'; const require = __mmCreateRequire(import.meta.url);
 import {
   INPUT_NAMES,
-  InputError,
   UserError,
+  checkImages,
   describeResult,
   failureMessage,
   githubContext,
@@ -12,7 +12,7 @@ import {
   readPlanFile,
   readSetup,
   runMerges
-} from "./chunks/chunk-VOMT7JIF.js";
+} from "./chunks/chunk-ZCJLUPLZ.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // src/version.ts
@@ -42,6 +42,8 @@ var FLAGS = ["json", "help", "version", "verbose", "password-stdin", "registry-a
 var SECRET_INPUTS = ["password", "registry-auth", "github-token"];
 var INPUTS = INPUT_NAMES.filter((n) => n !== "plan");
 function parseArgs(argv) {
+  const options = argv.includes("--") ? argv.slice(0, argv.indexOf("--")) : argv;
+  if (options.includes("--help") || options.includes("-h")) return { kind: "help" };
   const inputs = {};
   const flags = /* @__PURE__ */ new Set();
   const sources = [];
@@ -73,11 +75,12 @@ ${value}` : value;
       continue;
     }
     if (arg.startsWith("-t") && !arg.startsWith("--")) {
-      set("tags", arg.slice(2));
+      set("tags", arg.slice(arg.startsWith("-t=") ? 3 : 2));
       continue;
     }
     if (!arg.startsWith("--")) {
-      if (arg.startsWith("-") && arg !== "-") throw new UsageError(`unknown option ${arg}`);
+      if (arg.startsWith("-") && arg !== "-")
+        throw new UsageError(`unknown option ${arg.slice(0, 2)}`);
       sources.push(arg);
       continue;
     }
@@ -92,7 +95,7 @@ ${value}` : value;
       set(name.slice(3), "false");
     } else if (BOOLEAN_INPUTS.includes(name)) {
       const word = argv[i + 1];
-      set(name, inline ?? (word === "true" || word === "false" ? argv[++i] : "true"));
+      set(name, inline ?? (/^(true|false)$/i.test(word ?? "") ? argv[++i] : "true"));
     } else if (name === "plan") {
       if (plan !== void 0) throw new UsageError("option --plan is given more than once");
       plan = inline ?? next("--plan");
@@ -207,7 +210,7 @@ Registries:
   --registry-auth-stdin        read registry-auth lines from stdin
   --github-token TOKEN         token for ghcr.io when no other credential is known
                                (prefer MULTIARCH_MERGE_GITHUB_TOKEN)
-  --insecure-registries LIST   hosts to reach over plain HTTP
+  --insecure-registries LIST   hosts whose TLS certificate is not verified
   --max-concurrency N          requests in flight at once (default 32)
   --retries N                  retries of a failed request (default 10)
   --timeout SECONDS            the whole run's time budget (default 900)
@@ -273,7 +276,10 @@ var CliLog = class {
     if (!this.err.isTTY || !this.phase) return;
     if (this.responses - this.shown < 20 && this.statusShown) return;
     this.shown = this.responses;
-    this.err.write(`\r\x1B[2K  ${this.clean(this.phase)}: ${this.responses} responses`);
+    const n = this.responses;
+    this.err.write(
+      `\r\x1B[2K  ${this.clean(this.phase)}: ${n} request${n === 1 ? "" : "s"} answered`
+    );
     this.statusShown = true;
   }
   clearStatus() {
@@ -301,7 +307,7 @@ async function runCli(argv, io) {
     command = parseArgs(argv);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    io.stderr.write(`multiarch-merge: ${e.message}
+    io.stderr.write(`multiarch-merge: ${inert(e.message)}
 Run multiarch-merge --help for usage.
 `);
     return EXIT.usage;
@@ -319,10 +325,10 @@ Run multiarch-merge --help for usage.
   let setup;
   try {
     setup = await readCommand(command, io, log);
+    checkImages(setup.images.map((image) => ({ ...image, dryRun: setup.run.dryRun })));
   } catch (e) {
-    if (!(e instanceof InputError)) throw e;
-    log.error(e.message);
-    return EXIT.usage;
+    log.error(failureMessage(e));
+    return e instanceof UserError ? EXIT.usage : EXIT.failed;
   }
   try {
     const results = await runMerges(

@@ -11,7 +11,7 @@ import {
   readSetup,
   require_undici,
   runMerges
-} from "./chunks/chunk-VOMT7JIF.js";
+} from "./chunks/chunk-ZCJLUPLZ.js";
 import {
   __commonJS,
   __require,

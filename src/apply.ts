@@ -96,20 +96,19 @@ export async function copyChildren(pool: CopierPool, p: Prepared, log: Logger): 
 
 /**
  * Pushes the tags of every image; when one fails, no further tag is pushed and the tags that
- * moved, of every image, are put back.
+ * moved, of every image, are put back. What each image's pushes came to, in image order.
  */
 export async function pushAll(
   client: RegistryClient,
   images: Array<{ p: Prepared; log: Logger }>
-): Promise<void> {
+): Promise<Array<PromiseSettledResult<void>>> {
   const state = { failed: false }
   const settled = await Promise.allSettled(
     images.map(({ p, log }) => pushTags(client, p, state, log))
   )
-  const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected')
-  if (!failed) return
-  await Promise.all(images.map(({ p, log }) => rollBack(client, p, log)))
-  throw failed.reason
+  if (settled.some((x) => x.status === 'rejected'))
+    await Promise.all(images.map(({ p, log }) => rollBack(client, p, log)))
+  return settled
 }
 
 async function pushTags(

@@ -82,11 +82,7 @@ export async function mergeAll(
 ): Promise<MergeResult[]> {
   const labels = images.map((o, i) => imageLabel(o, i, images.length))
   const logs = images.map((_, i) => (labels[i] ? prefixed(log, labels[i]) : log))
-  // Before any request: what cannot be done as asked fails without a read or a write.
-  settle(
-    images.map((o) => () => (o.preserveDigest ? refuseChanges(o) : undefined)).map(run),
-    labels
-  )
+  checkImages(images)
   // Every repository is declared first, so that one token per registry covers them all.
   for (const o of images) {
     for (const t of uniqueRepos(o.tags)) client.declare(t, o.dryRun ? ['pull'] : ['pull', 'push'])
@@ -123,13 +119,27 @@ export async function mergeAll(
       'the time budget (input timeout) ran out before the tags were pushed: no tag moved'
     )
   }
-  await log.group(phase('Push tags', images.length), () =>
-    pushAll(
-      client,
-      prepared.map((p, i) => ({ p, log: logs[i] }))
+  await log.group(phase('Push tags', images.length), async () =>
+    settle(
+      await pushAll(
+        client,
+        prepared.map((p, i) => ({ p, log: logs[i] }))
+      ),
+      labels
     )
   )
   return prepared.map((p) => p.result())
+}
+
+/**
+ * What cannot be done as asked, found before any request: nothing is read or written. The
+ * command line calls it early to tell such errors (exit 2) from a merge that failed.
+ */
+export function checkImages(images: MergeOptions[]): void {
+  settle(
+    images.map((o) => () => (o.preserveDigest ? refuseChanges(o) : undefined)).map(run),
+    images.map((o, i) => imageLabel(o, i, images.length))
+  )
 }
 
 /** How an image of a plan is named in messages: its place and its first tag. */

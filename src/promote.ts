@@ -1,5 +1,5 @@
 // preserve-digest: one source index promoted to every tag byte for byte, children and all.
-// Resolving reuses the merge's walk, copying and pushing its apply(); only the index is not built.
+// Resolving reuses the merge's walk, copying and pushing are the merge's; only the index is not built.
 import { checkRequiredPlatforms, describeEntry, type Child } from './core/children.js'
 import { parseManifest, type RawManifest } from './core/manifest.js'
 import { DOCKER_LIST, isIndexType, OCI_INDEX } from './core/mediatypes.js'

@@ -139,6 +139,8 @@ export async function parsePlan(
     if (fromPlan) throw new InputError(`${name}: defaults: ${e.message}`, { cause: e })
     throw e
   }
+  // A dry run asked for anywhere is a dry run: a plan's defaults cannot turn it into a write.
+  if (/^(true|True|TRUE)$/.test(around('dry-run').trim())) run.dryRun = true
   return { images, run, fromPlan: true }
 }
 
@@ -157,7 +159,14 @@ async function parseDocument(text: string, name: string): Promise<unknown> {
       `${name}: not valid YAML or JSON (line ${at.line}, column ${at.col}): ${error.message.split('\n')[0]}`
     )
   }
-  return doc.toJS()
+  try {
+    return doc.toJS({ maxAliasCount: 100 })
+  } catch (e) {
+    // An alias that names nothing, or too many aliases (a "billion laughs" document).
+    throw new InputError(`${name}: not a usable YAML document: ${(e as Error).message}`, {
+      cause: e
+    })
+  }
 }
 
 function isMapping(v: unknown): v is Record<string, unknown> {

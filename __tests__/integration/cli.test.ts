@@ -96,6 +96,19 @@ describe('multiarch-merge on the command line', () => {
     expect(invalid.code).toBe(2)
     expect(invalid.stdout).toBe('')
     expect(invalid.stderr).toContain('input format: "zip" is not one of auto, oci, docker')
+    // Inputs that cannot go together are found before any request, too.
+    const together = await runCli([
+      '--preserve-digest',
+      '--platforms',
+      'linux/amd64',
+      '-t',
+      `${a.host}/cli/usage:1`,
+      refs('cli/usage', s)[0]
+    ])
+    expect(together.code).toBe(2)
+    expect(together.stderr).toMatch(
+      /^error: input preserve-digest: .*input platforms \(linux\/amd64\)/m
+    )
     const noTags = await runCli(refs('cli/usage', s))
     expect(noTags.code).toBe(2)
     expect(noTags.stderr).toMatch(/input tags: no tag given/)
@@ -439,7 +452,12 @@ describe('release plans', () => {
       await writeFile(file, plan)
       const run = await runCli(['--plan', file])
       expect(run.code).toBe(1)
-      expect(run.stderr).toMatch(/^error: .*refused by test/m)
+      expect(run.stderr).toMatch(
+        new RegExp(
+          `^error: merge failed: image 2 \\(${proxy.host}/planroll/two:v1\\): .*refused by test`,
+          'm'
+        )
+      )
       expect(await held('planroll/two', 'v1')).toBe(oldTwo.digest)
       expect(await held('planroll/one', 'v1')).toBe(oldOne.digest)
       // Both pushes start together, so image one's tag moved and was put back.

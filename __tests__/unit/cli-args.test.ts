@@ -327,3 +327,27 @@ describe('help, version and outputs', () => {
     expect([...OUTPUT_NAMES, 'results'].sort()).toEqual(names.sort())
   })
 })
+
+describe('forms people type', () => {
+  it('reads -t=REF as the tag REF', () => {
+    expect(run(['-t=r.example/a:1', 'src']).inputs.tags).toBe('r.example/a:1')
+  })
+
+  it('takes True and FALSE after a flag as its value', () => {
+    expect(run(['--dry-run', 'True', 'src']).inputs).toEqual({ 'dry-run': 'True', sources: 'src' })
+    expect(run(['--append', 'FALSE', 'src']).inputs).toEqual({ append: 'FALSE', sources: 'src' })
+  })
+
+  it('shows help when asked, whatever else is on the line', () => {
+    expect(parseArgs(['--bogus', '--help'])).toEqual({ kind: 'help' })
+    expect(parseArgs(['-h', '--format'])).toEqual({ kind: 'help' })
+    // After --, -h is a source.
+    expect(run(['-t', 'x', '--', '-h']).inputs.sources).toBe('-h')
+  })
+
+  it('names an unknown short option by its letter only: what follows may be a secret', () => {
+    const message = usageError(['-psecret123']).message
+    expect(message).toBe('unknown option -p')
+    expect(message).not.toContain('secret123')
+  })
+})

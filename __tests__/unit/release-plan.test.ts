@@ -212,8 +212,8 @@ describe('parsePlan', () => {
       'org.opencontainers.image.version': '2.0',
       'org.example.n': '7'
     })
-    // dry-run: false in the defaults wins over dry-run: true around the plan.
-    expect(setup.run.dryRun).toBe(false)
+    // dry-run: true around the plan stays a dry run, whatever the defaults say.
+    expect(setup.run.dryRun).toBe(true)
     expect(setup.run.timeoutSeconds).toBe(120)
     expect(setup.run.insecureRegistries).toEqual(['registry.example:5000'])
     expect(setup.run.githubToken).toBe('ghs_x')
@@ -564,5 +564,22 @@ describe('planInput', () => {
       new InputError(`input plan: cannot read the plan "${path}": no such file`)
     )
     expect(() => planInput(path)).toThrow(InputError)
+  })
+})
+
+describe('what a plan cannot override or hide', () => {
+  const tags = `${REG}/acme/app:3.0`
+  it('reads dry-run: false in the defaults as a write only when nothing around asks for a dry run', async () => {
+    const plan = `defaults:\n  dry-run: false\nimages:\n  - tags: ${tags}\n    sources: ${APP_A}\n`
+    expect((await parse(plan, {})).setup.run.dryRun).toBe(false)
+    expect((await parse(plan, { 'dry-run': 'true' })).setup.run.dryRun).toBe(true)
+    const asked = `defaults:\n  dry-run: true\nimages:\n  - tags: ${tags}\n    sources: ${APP_A}\n`
+    expect((await parse(asked, { 'dry-run': 'false' })).setup.run.dryRun).toBe(true)
+  })
+
+  it('refuses an alias that names nothing as an input error, naming the plan', async () => {
+    const plan = `images:\n  - tags: *nope\n    sources: ${APP_A}\n`
+    await expect(parse(plan, {})).rejects.toThrow(/^plan release\.yml: not (valid|a usable) YAML/)
+    await expect(parse(plan, {})).rejects.toBeInstanceOf(InputError)
   })
 })

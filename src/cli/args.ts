@@ -52,6 +52,9 @@ export type Parsed = { kind: 'help' } | { kind: 'version' } | Command
 const INPUTS = (INPUT_NAMES as readonly string[]).filter((n) => n !== 'plan')
 
 export function parseArgs(argv: string[]): Parsed {
+  // Help wins over anything else on the line, mistakes included (before a -- only).
+  const options = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv
+  if (options.includes('--help') || options.includes('-h')) return { kind: 'help' }
   const inputs: Record<string, string> = {}
   const flags = new Set<string>()
   const sources: string[] = []
@@ -82,11 +85,13 @@ export function parseArgs(argv: string[]): Parsed {
       continue
     }
     if (arg.startsWith('-t') && !arg.startsWith('--')) {
-      set('tags', arg.slice(2))
+      set('tags', arg.slice(arg.startsWith('-t=') ? 3 : 2))
       continue
     }
     if (!arg.startsWith('--')) {
-      if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown option ${arg}`)
+      // Only the option's letter: what follows it may be a value, even a secret.
+      if (arg.startsWith('-') && arg !== '-')
+        throw new UsageError(`unknown option ${arg.slice(0, 2)}`)
       sources.push(arg)
       continue
     }
@@ -102,7 +107,7 @@ export function parseArgs(argv: string[]): Parsed {
     } else if (BOOLEAN_INPUTS.includes(name)) {
       // `--dry-run true` and `--dry-run=false` too; any other next word is a source.
       const word = argv[i + 1]
-      set(name, inline ?? (word === 'true' || word === 'false' ? argv[++i] : 'true'))
+      set(name, inline ?? (/^(true|false)$/i.test(word ?? '') ? argv[++i] : 'true'))
     } else if (name === 'plan') {
       if (plan !== undefined) throw new UsageError('option --plan is given more than once')
       plan = inline ?? next('--plan')

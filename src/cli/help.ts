@@ -50,7 +50,7 @@ Registries:
   --registry-auth-stdin        read registry-auth lines from stdin
   --github-token TOKEN         token for ghcr.io when no other credential is known
                                (prefer MULTIARCH_MERGE_GITHUB_TOKEN)
-  --insecure-registries LIST   hosts to reach over plain HTTP
+  --insecure-registries LIST   hosts whose TLS certificate is not verified
   --max-concurrency N          requests in flight at once (default 32)
   --retries N                  retries of a failed request (default 10)
   --timeout SECONDS            the whole run's time budget (default 900)

@@ -63,7 +63,10 @@ export class CliLog implements Logger {
     // At most a redraw every 20 responses, or the status line costs more than the work.
     if (this.responses - this.shown < 20 && this.statusShown) return
     this.shown = this.responses
-    this.err.write(`\r\x1b[2K  ${this.clean(this.phase)}: ${this.responses} responses`)
+    const n = this.responses
+    this.err.write(
+      `\r\x1b[2K  ${this.clean(this.phase)}: ${n} request${n === 1 ? '' : 's'} answered`
+    )
     this.statusShown = true
   }
 

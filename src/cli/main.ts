@@ -1,6 +1,9 @@
 // The command line: the action's merge (and release plans) for any CI system or a shell.
 // Outputs go to stdout, the log to stderr; the exit status says what happened.
-import { githubContext, InputError, type InputReader } from '../inputs.js'
+import { inert } from '../core/inert.js'
+import { UserError } from '../errors.js'
+import { githubContext, type InputReader } from '../inputs.js'
+import { checkImages } from '../merge.js'
 import { describeResult, failureMessage, outputsOf } from '../outputs.js'
 import { readPlanFile, readSetup, type RunSetup } from '../release-plan.js'
 import { runMerges } from '../runner.js'
@@ -26,7 +29,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     command = parseArgs(argv)
   } catch (e) {
     if (!(e instanceof UsageError)) throw e
-    io.stderr.write(`multiarch-merge: ${e.message}\nRun multiarch-merge --help for usage.\n`)
+    io.stderr.write(`multiarch-merge: ${inert(e.message)}\nRun multiarch-merge --help for usage.\n`)
     return EXIT.usage
   }
   if (command.kind === 'help') {
@@ -41,10 +44,11 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
   let setup: RunSetup
   try {
     setup = await readCommand(command, io, log)
+    // Inputs that cannot go together (preserve-digest with platforms) are found before any request.
+    checkImages(setup.images.map((image) => ({ ...image, dryRun: setup.run.dryRun })))
   } catch (e) {
-    if (!(e instanceof InputError)) throw e
-    log.error(e.message)
-    return EXIT.usage
+    log.error(failureMessage(e))
+    return e instanceof UserError ? EXIT.usage : EXIT.failed
   }
   try {
     const results = await runMerges(
