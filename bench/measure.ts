@@ -1,7 +1,13 @@
 // Measuring one run, of ours (node dist/index.js) or of buildah's manifest commands, through
 // timing proxies: a Sample, or Failed when buildah failed.
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { runAction } from '../__tests__/helpers/action.js'
+import { NODE, runAction } from '../__tests__/helpers/action.js'
+import { CLI } from '../__tests__/helpers/cli.js'
 import { withBuildah } from '../__tests__/helpers/tools.js'
 import { kindOf, resetProbe, type Hit, type Probe } from './probe.js'
 import { EXTRA_INPUTS } from './settings.js'
@@ -23,7 +29,7 @@ export interface Failed {
 
 export const isFailed = (s: Sample | Failed): s is Failed => 'failed' in s
 
-function collect(probes: Probe[], wallMs: number, peakRss?: number): Sample {
+export function collect(probes: Probe[], wallMs: number, peakRss?: number): Sample {
   const hits = probes.flatMap((p) => p.hits)
   const kinds = new Map<string, number>()
   for (const h of hits) {
@@ -88,3 +94,53 @@ export async function runBuildah(
     return collect(probes, wallMs)
   })
 }
+
+export interface CliTimed {
+  wallMs: number
+  /** Peak resident set size (VmHWM) of the process, in bytes. */
+  peakRss: number
+  stdout: string
+}
+
+/**
+ * `node dist/cli.js ARGS` as a user runs it (only PATH and a fresh empty HOME in the
+ * environment): wall time from spawn to exit, and peak RSS. Throws unless it exits 0.
+ */
+export async function runCliTimed(args: string[]): Promise<CliTimed> {
+  const home = await mkdtemp(path.join(os.tmpdir(), 'mm-bench-cli-'))
+  try {
+    let peakRss = 0
+    const t0 = performance.now()
+    const child = spawn(NODE, [CLI, ...args], {
+      env: { PATH: process.env.PATH, HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    // VmHWM is the kernel's own high-water mark: sampling it often enough near the end is exact.
+    const timer = setInterval(() => {
+      try {
+        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))
+        if (m) peakRss = Math.max(peakRss, Number(m[1]) * 1024)
+      } catch {
+        // the process has exited
+      }
+    }, 20)
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    const code = await new Promise<number>((done, fail) => {
+      child.on('error', fail)
+      child.on('close', (c) => done(c ?? -1))
+    }).finally(() => clearInterval(timer))
+    const wallMs = performance.now() - t0
+    if (code !== 0) {
+      throw new Error(`multiarch-merge ${args.join(' ')} exited ${code}:\n${stdout}\n${stderr}`)
+    }
+    return { wallMs, peakRss, stdout }
+  } finally {
+    await rm(home, { recursive: true, force: true })
+  }
+}
+
+/** BENCH_INPUT_* as command-line options (`--max-concurrency=32`), for runs of dist/cli.js. */
+export const EXTRA_OPTIONS = Object.entries(EXTRA_INPUTS).map(([k, v]) => `--${k}=${v}`)

@@ -2,11 +2,13 @@
 // the BENCH_TIMELINE request timeline (stderr).
 import { execFileSync } from 'node:child_process'
 import os from 'node:os'
+import { NODE } from '../__tests__/helpers/action.js'
 import { isFailed, type Failed, type Sample } from './measure.js'
+import type { PlanComparison } from './plan.js'
 import { kindOf, type Hit } from './probe.js'
 import type { Scenario } from './scenarios.js'
 import { BUILDAH, DELAY_MS, RUNS } from './settings.js'
-import type { StartupResult } from './startup.js'
+import type { BundleSize, StartupResult } from './startup.js'
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
@@ -15,7 +17,7 @@ export function median(xs: number[]): number {
 }
 
 export interface Result {
-  scenario: Scenario
+  scenario: Pick<Scenario, 'id' | 'title'>
   ours: Sample[]
   buildah: Array<Sample | Failed>
 }
@@ -42,14 +44,15 @@ export function medianSample(samples: Sample[]): Sample {
 export function report(
   results: Result[],
   startup: StartupResult | undefined,
-  bundleBytes: number,
-  load: [number, number]
+  bundle: BundleSize,
+  load: [number, number],
+  plan?: PlanComparison
 ) {
   const lines: string[] = []
   lines.push(
     `### multiarch-merge benchmark`,
     '',
-    `${DELAY_MS} ms per request at the proxy, median of ${RUNS} run(s); node ${process.version}, ` +
+    `${DELAY_MS} ms per request at the proxy, median of ${RUNS} run(s); node ${nodeVersion()}, ` +
       `${os.cpus().length} CPU(s), load average ${load[0].toFixed(1)} at the start and ` +
       `${load[1].toFixed(1)} at the end${BUILDAH ? `; ${buildahVersion()}` : '; buildah not run'}.`,
     '',
@@ -82,10 +85,11 @@ export function report(
     r.buildah.filter(isFailed).map((f) => `- ${r.scenario.title}: buildah failed: ${f.failed}`)
   )
   if (failures.length) lines.push('', ...new Set(failures))
+  if (plan) lines.push('', ...planSection(plan))
 
   lines.push('', '#### Startup', '', '| measure | value |', '| --- | ---: |')
   lines.push(
-    `| dist/index.js size | ${(bundleBytes / 1024).toFixed(0)} KiB (${bundleBytes} bytes) |`
+    `| dist/index.js size, with the ${bundle.chunks} chunk(s) it imports | ${(bundle.bytes / 1024).toFixed(0)} KiB (${bundle.bytes} bytes) |`
   )
   if (startup) {
     lines.push(
@@ -122,6 +126,44 @@ export function report(
     }
   }
   console.log(lines.join('\n'))
+}
+
+/** The release-plan scenario: one plan run against the same merges as separate runs. */
+function planSection(c: PlanComparison): string[] {
+  const p = medianSample(c.plan.ours)
+  const s = medianSample(c.separate.ours)
+  const wall = p.wallMs / s.wallMs
+  const req = p.requests / s.requests
+  const verdict = (ok: boolean): string => (ok ? 'met' : '**not met**')
+  return [
+    `#### Release plan: ${c.images} images in one run vs ${c.images} separate runs`,
+    '',
+    `${c.images} images, each in its own repository, ${c.sources} attestation-wrapped sources in all, ` +
+      `staging → release repository (every blob mounted), ${c.tags / c.images} tags each. ` +
+      `One plan: \`node dist/cli.js --plan FILE\`, one process. Separate: ${c.images} runs of ` +
+      `\`node dist/cli.js -t TAG -t TAG SOURCE...\`, one per image, one after the other (as a ` +
+      `pipeline with one step per image runs them), wall time from the first spawn to the last exit. ` +
+      `Both through the same ${DELAY_MS} ms proxy, median of ${RUNS} run(s) each.`,
+    '',
+    '| | one plan | separate runs | plan / separate | target |',
+    '| --- | ---: | ---: | ---: | --- |',
+    `| wall (ms) | ${ms(p.wallMs)} | ${ms(s.wallMs)} | ${wall.toFixed(2)}× | ≤ 0.5×: ${verdict(wall <= 0.5)} |`,
+    `| requests | ${p.requests} | ${s.requests} | ${req.toFixed(2)}× | ≤ 1×: ${verdict(req <= 1)} |`,
+    `| round trips at the proxy | ${rts(p.spanMs)} | ${rts(s.spanMs)} | ${p.spanMs && s.spanMs ? `${(p.spanMs / s.spanMs).toFixed(2)}×` : '—'} | |`,
+    `| peak RSS | ${p.peakRss ? mib(p.peakRss) : '—'} | ${s.peakRss ? `${mib(s.peakRss)} (largest run)` : '—'} | | |`,
+    '',
+    `Index digests: the same from the plan and from the separate runs for every image, on all ` +
+      `${c.tags} tags of each side, in every run (checked): ${c.digests.map((d) => `\`${d.slice(7, 19)}\``).join(', ')}.`
+  ]
+}
+
+/** The version of the node that runs ours (MAM_E2E_NODE when set), not the bench's own. */
+function nodeVersion(): string {
+  try {
+    return execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim()
+  } catch {
+    return `${NODE} (version unknown)`
+  }
 }
 
 function buildahVersion(): string {

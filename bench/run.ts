@@ -2,17 +2,17 @@
 // Distribution registries behind a latency proxy, and prints a Markdown table of wall time,
 // requests and round trips per scenario, compared with buildah's manifest commands where buildah
 // is installed. Progress goes to stderr; stdout is only the Markdown report. See bench/README.md.
-import { readFile } from 'node:fs/promises'
 import os from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { DIST } from '../__tests__/helpers/action.js'
 import { startRegistry } from '../__tests__/helpers/registry.js'
 import { isFailed, runBuildah, runOurs, type Sample } from './measure.js'
+import { PLAN_ID, runPlanScenario, type PlanComparison } from './plan.js'
 import type { Probe } from './probe.js'
 import { medianSample, mib, ms, printTimeline, report, type Result } from './report.js'
 import { crossRegistry, mountScenario, sameRepo, skipScenario, type Scenario } from './scenarios.js'
 import { BUILDAH, DELAY_MS, LAYER_MB, ONLY, progress, RUNS, TIMELINE } from './settings.js'
-import { measureStartup, type StartupResult } from './startup.js'
+import { bundleSize, measureStartup, type StartupResult } from './startup.js'
 
 async function runScenario(s: Scenario): Promise<Result> {
   const started = performance.now()
@@ -60,7 +60,7 @@ async function runScenario(s: Scenario): Promise<Result> {
 
 async function main(): Promise<void> {
   const t0 = performance.now()
-  const bundleBytes = (await readFile(DIST)).length
+  const bundle = await bundleSize(DIST)
   const loadBefore = os.loadavg()[0]
   progress(
     `delay ${DELAY_MS} ms, ${RUNS} run(s), ${LAYER_MB} MiB layers, buildah ${BUILDAH ? 'on' : 'off'}`
@@ -86,7 +86,12 @@ async function main(): Promise<void> {
     }
     const results: Result[] = []
     for (const s of selected) results.push(await runScenario(s))
-    report(results, startup, bundleBytes, [loadBefore, os.loadavg()[0]])
+    let plan: PlanComparison | undefined
+    if (ONLY.length === 0 || ONLY.includes(PLAN_ID)) {
+      plan = await runPlanScenario(a)
+      results.push(plan.plan, plan.separate)
+    }
+    report(results, startup, bundle, [loadBefore, os.loadavg()[0]], plan)
   } finally {
     await Promise.all([a.stop(), b.stop()])
   }

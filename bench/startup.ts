@@ -1,15 +1,41 @@
 // Startup figures: spawn to the first request reaching the proxy, for bare node and for
 // node dist/index.js, measured with no proxy delay.
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { DIST } from '../__tests__/helpers/action.js'
+import { DIST, NODE } from '../__tests__/helpers/action.js'
 import { resetProbe, type Probe } from './probe.js'
 import { median } from './report.js'
 import type { Scenario } from './scenarios.js'
 import { EXTRA_INPUTS, STARTUP_RUNS } from './settings.js'
+
+export interface BundleSize {
+  bytes: number
+  /** The chunks (dist/chunks/) the entry imports statically, counted in `bytes`. */
+  chunks: number
+}
+
+/**
+ * The size of a bundle entry and of every chunk it imports statically, as node loads them at
+ * startup (the bundle splits code shared by dist/index.js and dist/cli.js into dist/chunks/;
+ * chunks only loaded by a dynamic import(), such as the YAML parser, are not counted).
+ */
+export async function bundleSize(entry: string): Promise<BundleSize> {
+  const seen = new Set<string>()
+  let bytes = 0
+  const visit = async (file: string): Promise<void> => {
+    if (seen.has(file)) return
+    seen.add(file)
+    const text = await readFile(file, 'utf8')
+    bytes += Buffer.byteLength(text)
+    const statics = /(?:^|\n)\s*(?:import|export)\s*(?:[^'";]*?\sfrom\s*)?["'](\.\.?\/[^"']+)["']/g
+    for (const m of text.matchAll(statics)) await visit(path.resolve(path.dirname(file), m[1]))
+  }
+  await visit(path.resolve(entry))
+  return { bytes, chunks: seen.size - 1 }
+}
 
 interface Spawned {
   firstRequestMs: number
@@ -21,7 +47,7 @@ interface Spawned {
 async function spawnTimed(args: string[], env: NodeJS.ProcessEnv, probe: Probe): Promise<Spawned> {
   resetProbe(probe)
   const t0 = performance.now()
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(NODE, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let err = ''
   child.stdout.resume()
   child.stderr.on('data', (d: Buffer) => (err += d.toString()))
@@ -60,7 +86,7 @@ export async function measureStartup(skip: Scenario): Promise<StartupResult> {
       probe.proxy.delayMs = 0
       try {
         const t0 = performance.now()
-        execFileSync(process.execPath, ['-e', '0'], { env: { PATH: process.env.PATH } })
+        execFileSync(NODE, ['-e', '0'], { env: { PATH: process.env.PATH } })
         nodeExit.push(performance.now() - t0)
         const get = `require('node:http').get(process.env.URL, (r) => r.resume())`
         const bare = await spawnTimed(
