@@ -11,8 +11,9 @@ import {
   outputsOf,
   readPlanFile,
   readSetup,
-  runMerges
-} from "./chunks/chunk-ZCJLUPLZ.js";
+  runMerges,
+  tuneRuntime
+} from "./chunks/chunk-UZ5QVSPO.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // src/version.ts
@@ -374,6 +375,7 @@ function envName(input) {
 }
 
 // src/cli.ts
+tuneRuntime();
 process.exitCode = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,

@@ -4,10 +4,20 @@
 import { build } from 'esbuild'
 import { rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { dirname } from 'node:path'
+import { dirname, resolve } from 'node:path'
 
-// @actions/http-client pins its own undici 6; point every import at ours so one copy ships.
+// Anything that still imports undici gets ours, so that one copy ships.
 const undici = dirname(createRequire(import.meta.url).resolve('undici/package.json'))
+
+/** @actions/http-client (imported by @actions/core for OIDC only) becomes a stub: see the file. */
+const stubHttpClient = {
+  name: 'stub-actions-http-client',
+  setup(b) {
+    b.onResolve({ filter: /^@actions\/http-client(\/|$)/ }, () => ({
+      path: resolve('scripts/stubs/actions-http-client.mjs')
+    }))
+  }
+}
 
 // Chunk names carry a hash: chunks of an earlier bundle must not linger.
 rmSync('dist', { recursive: true, force: true })
@@ -26,6 +36,7 @@ await build({
   sourcemap: false,
   logLevel: 'warning',
   alias: { undici },
+  plugins: [stubHttpClient],
   banner: {
     js: "import { createRequire as __mmCreateRequire } from 'node:module'; const require = __mmCreateRequire(import.meta.url);"
   }

@@ -2,14 +2,22 @@
 // variables, and body reads that never hold more than their cap. No rules about registries here:
 // see request.ts.
 import type { Readable } from 'node:stream'
-import { Agent, errors, Pool, ProxyAgent, request, type Dispatcher } from 'undici'
+import {
+  Agent,
+  errors,
+  Pool,
+  ProxyAgent,
+  type Dispatcher,
+  type PoolOptions,
+  type ResponseBody
+} from './undici.js'
 import { RegistryError } from './errors.js'
 import { proxyFor, readProxyEnv, type Proxy, type ProxyEnv } from './proxy.js'
 
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
 export type Headers = Record<string, string | string[] | undefined>
 export type Body = Uint8Array | string | Readable
-export type ResponseBody = Dispatcher.ResponseData['body']
+export type { ResponseBody }
 
 export interface Exchange {
   status: number
@@ -149,7 +157,7 @@ export class Transport {
   private readonly proxies: ProxyEnv
   /** Created on first use: direct or through each proxy, verifying TLS or not. */
   private readonly dispatchers = new Map<string, Dispatcher>()
-  private readonly pool: Pool.Options
+  private readonly pool: PoolOptions
 
   constructor(private readonly opts: TransportOptions) {
     this.pool = {
@@ -231,11 +239,12 @@ export class Transport {
     const timer = ac && setTimeout(() => ac.abort(new errors.HeadersTimeoutError()), headersTimeout)
     const signals = [ac?.signal, stop].filter((x): x is AbortSignal => x !== undefined)
     try {
-      const res = await request(url, {
+      const res = await dispatcher.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
         method,
         headers,
         body,
-        dispatcher,
         headersTimeout,
         signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0]
       })
