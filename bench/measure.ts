@@ -1,5 +1,5 @@
-// Measuring one run, of ours (node dist/index.js) or of buildah's manifest commands, through
-// timing proxies: a Sample, or Failed when buildah failed.
+// Measuring one run of ours (node dist/index.js, or dist/cli.js) through timing proxies: a Sample.
+// A peer's run (peers.ts) gives a Sample too, or a Failed.
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -8,7 +8,6 @@ import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { NODE, runAction } from '../__tests__/helpers/action.js'
 import { CLI } from '../__tests__/helpers/cli.js'
-import { withBuildah } from '../__tests__/helpers/tools.js'
 import { kindOf, resetProbe, type Hit, type Probe } from './probe.js'
 import { EXTRA_INPUTS } from './settings.js'
 
@@ -23,8 +22,14 @@ export interface Sample {
   hits: Hit[]
 }
 
+/**
+ * A peer's run that gave no timing: why, and how: 'cannot' when the peer cannot take the
+ * scenario's sources at all (as the scenario expects), 'failed' when its command failed anyway,
+ * 'wrong' when it exited 0 but pushed something other than the index asked for.
+ */
 export interface Failed {
   failed: string
+  how: 'cannot' | 'failed' | 'wrong'
 }
 
 export const isFailed = (s: Sample | Failed): s is Failed => 'failed' in s
@@ -61,38 +66,6 @@ export async function runOurs(inputs: Record<string, string>, probes: Probe[]): 
     throw new Error(`the action set no digest output:\n${run.stdout}`)
   }
   return collect(probes, wallMs, run.peakRss)
-}
-
-/**
- * buildah manifest create / add (one per source) / push --all, with a private vfs store. Every
- * call passes --tls-verify=false, so buildah tries HTTPS first and falls back to plain HTTP.
- */
-export async function runBuildah(
-  sources: string[],
-  target: string,
-  probes: Probe[],
-  addArgs: string[] = []
-): Promise<Sample | Failed> {
-  const list = 'mm-bench-list'
-  probes.forEach(resetProbe)
-  // A private store per run (withBuildah), so buildah's blob cache never carries over.
-  return withBuildah(async (buildah) => {
-    const t0 = performance.now()
-    try {
-      await buildah(['manifest', 'create', list])
-      for (const s of sources) {
-        await buildah(['manifest', 'add', ...addArgs, '--tls-verify=false', list, `docker://${s}`])
-      }
-      await buildah(['manifest', 'push', '--all', '--tls-verify=false', list, `docker://${target}`])
-    } catch (e) {
-      // buildah's own error is its last "Error: ..." line (earlier lines are log noise).
-      const msg = (e as Error).message
-      const errors = [...msg.matchAll(/^Error: (.*)$/gm)].map((m) => m[1])
-      return { failed: (errors.at(-1) ?? msg.split('\n')[0]).slice(0, 400) }
-    }
-    const wallMs = performance.now() - t0
-    return collect(probes, wallMs)
-  })
 }
 
 export interface CliTimed {

@@ -12,7 +12,7 @@ import { platforms, pushWrapped } from './fixtures.js'
 import { collect, EXTRA_OPTIONS, runCliTimed, type Sample } from './measure.js'
 import { resetProbe, startProbe, type Probe } from './probe.js'
 import { medianSample, mib, ms, printTimeline, type Result } from './report.js'
-import { progress, RUNS, TIMELINE } from './settings.js'
+import { DELAY_MS, progress, RUNS, TIMELINE } from './settings.js'
 
 export const PLAN_ID = 'plan-8'
 const IMAGES = 8
@@ -84,14 +84,14 @@ export async function runPlanScenario(reg: TestRegistry): Promise<PlanComparison
   const titles = `${IMAGES} images (${sources} attestation-wrapped sources, ${LAYERS} layers each), staging → release repositories`
   return {
     plan: {
-      scenario: { id: PLAN_ID, title: `${titles}: one plan run` },
+      scenario: { id: PLAN_ID, title: `${titles}: one plan run`, delayMs: DELAY_MS },
       ours: plan,
-      buildah: []
+      peers: {}
     },
     separate: {
-      scenario: { id: PLAN_ID, title: `${titles}: ${IMAGES} separate runs` },
+      scenario: { id: PLAN_ID, title: `${titles}: ${IMAGES} separate runs`, delayMs: DELAY_MS },
       ours: separate,
-      buildah: []
+      peers: {}
     },
     images: IMAGES,
     sources,

@@ -18,8 +18,9 @@ export interface Probe {
   hits: Hit[]
 }
 
-export async function startProbe(upstream: string): Promise<Probe> {
-  const proxy = await startProxy(upstream, { delayMs: DELAY_MS })
+/** A new proxy in front of `upstream`, adding `delayMs` (BENCH_DELAY_MS by default) to every request. */
+export async function startProbe(upstream: string, delayMs = DELAY_MS): Promise<Probe> {
+  const proxy = await startProxy(upstream, { delayMs })
   const hits: Hit[] = []
   // Rules run after the proxy's delay, so the arrival is the rule's time less the delay.
   proxy.rules.push((req, res) => {

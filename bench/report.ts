@@ -1,13 +1,14 @@
-// The Markdown report (stdout): medians, the results table, startup figures and request mix; and
-// the BENCH_TIMELINE request timeline (stderr).
+// The Markdown report (stdout): medians, the results table, ours beside its peers, the targets,
+// startup figures and request mixes; and the BENCH_TIMELINE request timeline (stderr).
 import { execFileSync } from 'node:child_process'
 import os from 'node:os'
 import { NODE } from '../__tests__/helpers/action.js'
 import { isFailed, type Failed, type Sample } from './measure.js'
+import { PEER_NAME, PEERS, versionOf, type PeerId } from './peers.js'
 import type { PlanComparison } from './plan.js'
 import { kindOf, type Hit } from './probe.js'
 import type { Scenario } from './scenarios.js'
-import { BUILDAH, DELAY_MS, RUNS } from './settings.js'
+import { DELAY_MS, RUNS, TARGET_DELAY_MS } from './settings.js'
 import type { BundleSize, StartupResult } from './startup.js'
 
 export function median(xs: number[]): number {
@@ -17,14 +18,38 @@ export function median(xs: number[]): number {
 }
 
 export interface Result {
-  scenario: Pick<Scenario, 'id' | 'title'>
+  scenario: Pick<Scenario, 'id' | 'title' | 'delayMs'>
   ours: Sample[]
-  buildah: Array<Sample | Failed>
+  /** The peers that ran the scenario: their samples, or the one Failed that stopped them. */
+  peers: Partial<Record<PeerId, Array<Sample | Failed>>>
 }
+
+/** Why a peer did not run at all (undefined: it ran). */
+export type PeerStatus = Record<PeerId, string | undefined>
 
 export const ms = (x: number): string => `${Math.round(x)}`
 export const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`
-const rts = (x: number): string => (DELAY_MS > 0 ? (x / DELAY_MS).toFixed(1) : '—')
+const rts = (x: number, delay = DELAY_MS): string => (delay > 0 ? (x / delay).toFixed(1) : '—')
+const ratio = (x: number): string => `${x.toFixed(2)}×`
+const verdict = (ok: boolean): string => (ok ? 'met' : '**not met**')
+const FAILED_CELL: Record<Failed['how'], string> = {
+  cannot: 'cannot',
+  failed: 'failed',
+  wrong: 'wrong result'
+}
+
+/** A peer's median sample, or the Failed that stopped it, or undefined when it did not run. */
+function peerOf(r: Result, peer: PeerId): Sample | Failed | undefined {
+  const xs = r.peers[peer]
+  if (!xs?.length) return undefined
+  return xs.find(isFailed) ?? medianSample(xs as Sample[])
+}
+
+/** Our median wall time over a peer's, when the peer gave timings. */
+function ratioTo(r: Result, peer: PeerId): number | undefined {
+  const p = peerOf(r, peer)
+  return p && !isFailed(p) ? medianSample(r.ours).wallMs / p.wallMs : undefined
+}
 
 export function medianSample(samples: Sample[]): Sample {
   const pick = (f: (s: Sample) => number): number => median(samples.map(f))
@@ -46,45 +71,36 @@ export function report(
   startup: StartupResult | undefined,
   bundle: BundleSize,
   load: [number, number],
+  status: PeerStatus,
   plan?: PlanComparison
 ) {
+  const ran = PEERS.filter((p) => status[p] === undefined)
   const lines: string[] = []
+  const delays = [...new Set(results.map((r) => r.scenario.delayMs))].filter((d) => d !== DELAY_MS)
   lines.push(
     `### multiarch-merge benchmark`,
     '',
-    `${DELAY_MS} ms per request at the proxy, median of ${RUNS} run(s); node ${nodeVersion()}, ` +
+    `${DELAY_MS} ms per request at the proxy` +
+      (delays.length ? ` (${delays.join(', ')} ms in the rows that say so)` : '') +
+      `, median of ${RUNS} run(s); node ${nodeVersion()}, ` +
       `${os.cpus().length} CPU(s), load average ${load[0].toFixed(1)} at the start and ` +
-      `${load[1].toFixed(1)} at the end${BUILDAH ? `; ${buildahVersion()}` : '; buildah not run'}.`,
+      `${load[1].toFixed(1)} at the end. Peers: ` +
+      PEERS.map((p) => `${PEER_NAME[p]}: ${status[p] ?? versionOf(p)}`).join('; ') +
+      '.',
     '',
-    '| scenario | wall (ms) | requests | round trips (wall / delay) | round trips at the proxy | max in flight | peak RSS | buildah wall (ms) | buildah requests | ours / buildah |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
+    '| scenario | wall (ms) | requests | round trips (wall / delay) | round trips at the proxy | max in flight | peak RSS |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |'
   )
   for (const r of results) {
     const o = medianSample(r.ours)
-    let bw = '—'
-    let breq = '—'
-    let ratio = '—'
-    if (r.buildah.length) {
-      const failed = r.buildah.find(isFailed)
-      if (failed) {
-        bw = 'buildah failed'
-        breq = '—'
-        ratio = 'buildah failed'
-      } else {
-        const b = medianSample(r.buildah as Sample[])
-        bw = ms(b.wallMs)
-        breq = String(b.requests)
-        ratio = `${(o.wallMs / b.wallMs).toFixed(2)}×`
-      }
-    }
+    const d = r.scenario.delayMs
     lines.push(
-      `| ${r.scenario.title} | ${ms(o.wallMs)} | ${o.requests} | ${rts(o.wallMs)} | ${rts(o.spanMs)} | ${o.maxInFlight} | ${o.peakRss ? mib(o.peakRss) : '—'} | ${bw} | ${breq} | ${ratio} |`
+      `| ${r.scenario.title} | ${ms(o.wallMs)} | ${o.requests} | ${rts(o.wallMs, d)} | ${rts(o.spanMs, d)} | ${o.maxInFlight} | ${o.peakRss ? mib(o.peakRss) : '—'} |`
     )
   }
-  const failures = results.flatMap((r) =>
-    r.buildah.filter(isFailed).map((f) => `- ${r.scenario.title}: buildah failed: ${f.failed}`)
-  )
-  if (failures.length) lines.push('', ...new Set(failures))
+  const compared = results.filter((r) => ran.some((p) => r.peers[p]?.length))
+  if (compared.length) lines.push('', ...peersSection(compared, ran))
+  lines.push('', ...targetsSection(results, status))
   if (plan) lines.push('', ...planSection(plan))
 
   lines.push('', '#### Startup', '', '| measure | value |', '| --- | ---: |')
@@ -105,27 +121,95 @@ export function report(
   lines.push('', '#### Request mix of our runs (the median run)', '')
   lines.push('| scenario | requests by kind |', '| --- | --- |')
   for (const r of results) {
-    const o = medianSample(r.ours)
-    const mix = [...o.kinds]
-      .sort((x, y) => y[1] - x[1])
-      .map(([k, n]) => `${n}× ${k}`)
-      .join(', ')
-    lines.push(`| ${r.scenario.title} | ${mix} |`)
+    lines.push(`| ${r.scenario.title} | ${mixOf(medianSample(r.ours))} |`)
   }
-  if (BUILDAH) {
-    lines.push('', '#### Request mix of buildah (the median run)', '')
-    lines.push('| scenario | requests by kind |', '| --- | --- |')
-    for (const r of results) {
-      if (!r.buildah.length || r.buildah.some(isFailed)) continue
-      const b = medianSample(r.buildah as Sample[])
-      const mix = [...b.kinds]
-        .sort((x, y) => y[1] - x[1])
-        .map(([k, n]) => `${n}× ${k}`)
-        .join(', ')
-      lines.push(`| ${r.scenario.title} | ${mix} |`)
-    }
+  for (const peer of ran) {
+    const rows = results.flatMap((r) => {
+      const p = peerOf(r, peer)
+      return p && !isFailed(p) ? [`| ${r.scenario.title} | ${mixOf(p)} |`] : []
+    })
+    if (!rows.length) continue
+    lines.push('', `#### Request mix of ${PEER_NAME[peer]} (the median run)`, '')
+    lines.push('| scenario | requests by kind |', '| --- | --- |', ...rows)
   }
   console.log(lines.join('\n'))
+}
+
+const mixOf = (s: Sample): string =>
+  [...s.kinds]
+    .sort((x, y) => y[1] - x[1])
+    .map(([k, n]) => `${n}× ${k}`)
+    .join(', ')
+
+/** Ours beside each peer that ran: wall time, requests, and our wall time over the peer's. */
+function peersSection(results: Result[], ran: readonly PeerId[]): string[] {
+  const lines = [
+    '#### Ours and its peers',
+    '',
+    `Each peer merges the same sources into a new target, through a new proxy with the same ` +
+      `delay, right after each of our runs (median of ${RUNS}; a peer that fails, cannot take ` +
+      `the sources or pushes something other than the expected index is run once and not timed).`,
+    '',
+    `| scenario | ours wall (ms) | ours requests | ${ran.map((p) => `${PEER_NAME[p]} wall (ms) | ${PEER_NAME[p]} requests | ours / ${PEER_NAME[p]}`).join(' | ')} |`,
+    `| --- | ---: | ---: | ${ran.map(() => '---: | ---: | ---:').join(' | ')} |`
+  ]
+  const notes: string[] = []
+  for (const r of results) {
+    const o = medianSample(r.ours)
+    const cells = ran.map((peer) => {
+      const p = peerOf(r, peer)
+      if (!p) return '— | — | —'
+      if (isFailed(p)) {
+        notes.push(`- ${r.scenario.title}: ${PEER_NAME[peer]} ${FAILED_CELL[p.how]}: ${p.failed}`)
+        return `${FAILED_CELL[p.how]} | — | —`
+      }
+      return `${ms(p.wallMs)} | ${p.requests} | ${ratio(o.wallMs / p.wallMs)}`
+    })
+    lines.push(`| ${r.scenario.title} | ${ms(o.wallMs)} | ${o.requests} | ${cells.join(' | ')} |`)
+  }
+  if (notes.length) lines.push('', ...notes)
+  return lines
+}
+
+/** The issue's two targets against the peers, and whether each is met. */
+function targetsSection(results: Result[], status: PeerStatus): string[] {
+  const lines = ['#### Targets', '', '| target | measured | verdict |', '| --- | --- | --- |']
+  const two = results.find((r) => r.scenario.id === `same-2-at-${TARGET_DELAY_MS}ms`)
+  const docker = two && ratioTo(two, 'docker')
+  const dockerPeer = two && peerOf(two, 'docker')
+  let measured = 'not measured'
+  if (!two) measured = `not measured (scenario \`same-2-at-${TARGET_DELAY_MS}ms\` not selected)`
+  else if (status.docker) measured = `not measured (docker manifest ${status.docker})`
+  else if (dockerPeer && isFailed(dockerPeer))
+    measured = `docker manifest ${FAILED_CELL[dockerPeer.how]}`
+  else if (docker !== undefined && dockerPeer && !isFailed(dockerPeer))
+    measured = `${ratio(docker)} (ours ${ms(medianSample(two.ours).wallMs)} ms, docker manifest ${ms(dockerPeer.wallMs)} ms)`
+  lines.push(
+    `| ours ≤ 1.0× docker manifest, 2 sources, ${TARGET_DELAY_MS} ms per request | ${measured} | ${docker === undefined ? '—' : verdict(docker <= 1)} |`
+  )
+  const vsBuildah = results.flatMap((r) => {
+    const x = ratioTo(r, 'buildah')
+    return x === undefined ? [] : [{ id: r.scenario.id, x }]
+  })
+  const failedBuildah = results.filter((r) => {
+    const p = peerOf(r, 'buildah')
+    return p && isFailed(p)
+  })
+  if (vsBuildah.length) {
+    const worst = vsBuildah.reduce((w, v) => (v.x > w.x ? v : w))
+    const each = vsBuildah.map((v) => `${v.id} ${ratio(v.x)}`).join(', ')
+    const also = failedBuildah.length
+      ? `; buildah gave no timing for ${failedBuildah.map((r) => r.scenario.id).join(', ')}`
+      : ''
+    lines.push(
+      `| ours ≤ 0.5× buildah in every scenario buildah runs | worst ${ratio(worst.x)} (${worst.id}); ${each}${also} | ${verdict(worst.x <= 0.5)} |`
+    )
+  } else {
+    lines.push(
+      `| ours ≤ 0.5× buildah in every scenario buildah runs | not measured${status.buildah ? ` (buildah ${status.buildah})` : ''} | — |`
+    )
+  }
+  return lines
 }
 
 /** The release-plan scenario: one plan run against the same merges as separate runs. */
@@ -134,7 +218,6 @@ function planSection(c: PlanComparison): string[] {
   const s = medianSample(c.separate.ours)
   const wall = p.wallMs / s.wallMs
   const req = p.requests / s.requests
-  const verdict = (ok: boolean): string => (ok ? 'met' : '**not met**')
   return [
     `#### Release plan: ${c.images} images in one run vs ${c.images} separate runs`,
     '',
@@ -163,14 +246,6 @@ function nodeVersion(): string {
     return execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim()
   } catch {
     return `${NODE} (version unknown)`
-  }
-}
-
-function buildahVersion(): string {
-  try {
-    return execFileSync('buildah', ['--version'], { encoding: 'utf8' }).trim()
-  } catch {
-    return 'buildah (version unknown)'
   }
 }
 

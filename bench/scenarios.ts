@@ -1,14 +1,17 @@
-// The scenarios: what each one pushes, and the inputs (ours) or sources and target (buildah's)
-// of each run, through a fresh proxy per run.
+// The scenarios: what each one pushes, and the inputs (ours) or sources and target (a peer's:
+// buildah, docker manifest, podman) of each run, through a fresh proxy per run.
 import type { TestRegistry } from '../__tests__/helpers/registry.js'
 import { platforms, pushBig, pushSmall, pushWrapped } from './fixtures.js'
 import type { Sample } from './measure.js'
+import { verifyIndex, type PeerId, type PeerRun } from './peers.js'
 import { startProbe, type Probe } from './probe.js'
-import { LAYER_MB, progress } from './settings.js'
+import { DELAY_MS, LAYER_MB, progress } from './settings.js'
 
 export interface Scenario {
   id: string
   title: string
+  /** The delay the scenario's proxies add to every request, in ms. */
+  delayMs: number
   /** Pushes fixtures (directly to the registries, not through a proxy). */
   setup(): Promise<void>
   /**
@@ -17,25 +20,40 @@ export interface Scenario {
    * carries over from one run to the next.
    */
   ours(i: number): Promise<{ inputs: Record<string, string>; probes: Probe[] }>
-  buildah?(
-    i: number
-  ): Promise<{ sources: string[]; target: string; probes: Probe[]; addArgs?: string[] }>
+  /**
+   * A peer's run `i` (1 and up: peers have no warm-up): its sources and target, through a fresh
+   * proxy, and the check of what it pushed. Absent: no peer runs the scenario.
+   */
+  peer?(peer: PeerId, i: number): Promise<PeerRun>
+  /**
+   * Peers that cannot take the scenario's sources, and why: their failure is reported as
+   * "cannot" (measured once), not as a failure.
+   */
+  cannot?: Partial<Record<PeerId, string>>
   /** Checks a measured run of ours did what the scenario means (e.g. wrote nothing). */
   check?(s: Sample): void
 }
 
-export function sameRepo(reg: TestRegistry, n: number): Scenario {
-  const repo = `bench/same-${n}`
+/**
+ * `n` single-platform images merged into a new tag of their repository. With `delayMs` (other
+ * than BENCH_DELAY_MS), a scenario of its own (`same-N-at-Dms`, its own repository).
+ */
+export function sameRepo(reg: TestRegistry, n: number, delayMs = DELAY_MS): Scenario {
+  const id = delayMs === DELAY_MS ? `same-${n}` : `same-${n}-at-${delayMs}ms`
+  const repo = `bench/${id}`
+  const plats = platforms(n)
   let digests: string[] = []
   return {
-    id: `same-${n}`,
-    title: `${n} sources, same repository`,
+    id,
+    title:
+      `${n} sources, same repository` + (delayMs === DELAY_MS ? '' : `, ${delayMs} ms per request`),
+    delayMs,
     async setup() {
       digests = []
-      for (const p of platforms(n)) digests.push((await pushSmall(reg, repo, p, 1, 'same')).digest)
+      for (const p of plats) digests.push((await pushSmall(reg, repo, p, 1, 'same')).digest)
     },
     async ours(i) {
-      const probe = await startProbe(reg.url)
+      const probe = await startProbe(reg.url, delayMs)
       const host = probe.proxy.host
       return {
         inputs: {
@@ -46,13 +64,15 @@ export function sameRepo(reg: TestRegistry, n: number): Scenario {
         probes: [probe]
       }
     },
-    async buildah(i) {
-      const probe = await startProbe(reg.url)
+    async peer(peer, i) {
+      const probe = await startProbe(reg.url, delayMs)
       const host = probe.proxy.host
+      const tag = `${peer}-${i}`
       return {
         sources: digests.map((d) => `${host}/${repo}@${d}`),
-        target: `${host}/${repo}:buildah-${i}`,
-        probes: [probe]
+        target: `${host}/${repo}:${tag}`,
+        probes: [probe],
+        verify: () => verifyIndex(reg, repo, tag, plats)
       }
     },
     check(s) {
@@ -64,13 +84,15 @@ export function sameRepo(reg: TestRegistry, n: number): Scenario {
 
 export function mountScenario(reg: TestRegistry): Scenario {
   const staging = 'bench/staging'
+  const plats = platforms(5)
   let digests: string[] = []
   return {
     id: 'mount',
     title: '5 attestation-wrapped sources, 10 layers each, staging → release repository',
+    delayMs: DELAY_MS,
     async setup() {
       digests = []
-      for (const p of platforms(5)) digests.push(await pushWrapped(reg, staging, p, 10, 'mount'))
+      for (const p of plats) digests.push(await pushWrapped(reg, staging, p, 10, 'mount'))
     },
     async ours(i) {
       const probe = await startProbe(reg.url)
@@ -84,18 +106,21 @@ export function mountScenario(reg: TestRegistry): Scenario {
         probes: [probe]
       }
     },
-    async buildah(i) {
+    async peer(peer, i) {
       const probe = await startProbe(reg.url)
       const host = probe.proxy.host
+      const repo = `bench/mount-${peer}-${i}`
       return {
         sources: digests.map((d) => `${host}/${staging}@${d}`),
-        target: `${host}/bench/mount-buildah-${i}:v1`,
+        target: `${host}/${repo}:v1`,
         probes: [probe],
-        // Without --all, buildah picks the host's platform from each source index (and fails
-        // for the others); --all adds every manifest of the index, attestations included.
-        addArgs: ['--all']
+        // Without --all, buildah and podman pick the host's platform from each source index (and
+        // fail for the others); --all adds every manifest of the index, attestations included.
+        indexSources: true,
+        verify: () => verifyIndex(reg, repo, 'v1', plats)
       }
     },
+    cannot: { docker: 'takes no index (manifest list) as a source' },
     check(s) {
       if (!s.kinds.get('POST mount')) throw new Error('the mount scenario mounted no blob')
     }
@@ -104,13 +129,15 @@ export function mountScenario(reg: TestRegistry): Scenario {
 
 export function crossRegistry(a: TestRegistry, b: TestRegistry): Scenario {
   const repo = 'bench/big'
+  const plats = platforms(5)
   let digests: string[] = []
   return {
     id: 'cross-registry',
     title: `5 sources, one ${LAYER_MB} MiB layer each, registry A → registry B`,
+    delayMs: DELAY_MS,
     async setup() {
       digests = []
-      for (const [k, p] of platforms(5).entries()) {
+      for (const [k, p] of plats.entries()) {
         progress(`  pushing ${LAYER_MB} MiB image ${k + 1}/5`)
         digests.push(await pushBig(a, repo, p, LAYER_MB))
       }
@@ -120,7 +147,7 @@ export function crossRegistry(a: TestRegistry, b: TestRegistry): Scenario {
       return {
         inputs: {
           // Run 0 (the warm-up) leaves every blob in B's blob store, so every measured run,
-          // ours and buildah's, finds the same state: blobs in B but not linked in the repository.
+          // ours and the peers', finds the same state: blobs in B but not linked in the repository.
           tags: `${pb.proxy.host}/bench/xreg-${i}:v1`,
           sources: digests.join('\n'),
           'source-repository': `${pa.proxy.host}/${repo}`
@@ -128,14 +155,17 @@ export function crossRegistry(a: TestRegistry, b: TestRegistry): Scenario {
         probes: [pa, pb]
       }
     },
-    async buildah(i) {
+    async peer(peer, i) {
       const [pa, pb] = await Promise.all([startProbe(a.url), startProbe(b.url)])
+      const target = `bench/xreg-${peer}-${i}`
       return {
         sources: digests.map((d) => `${pa.proxy.host}/${repo}@${d}`),
-        target: `${pb.proxy.host}/bench/xreg-buildah-${i}:v1`,
-        probes: [pa, pb]
+        target: `${pb.proxy.host}/${target}:v1`,
+        probes: [pa, pb],
+        verify: () => verifyIndex(b, target, 'v1', plats)
       }
     },
+    cannot: { docker: 'copies no blob from another registry' },
     check(s) {
       if ((s.kinds.get('PUT upload') ?? 0) < 5) throw new Error('cross-registry: blobs not copied')
     }
@@ -149,6 +179,7 @@ export function skipScenario(reg: TestRegistry): Scenario {
   return {
     id: 'skip',
     title: '3 tags in 3 repositories, all already current (rerun)',
+    delayMs: DELAY_MS,
     async setup() {
       digests = []
       for (const p of platforms(2))

@@ -11,7 +11,7 @@ function envInt(name: string, dflt: number, min: number): number {
   return Number(v)
 }
 
-function hasCommand(cmd: string): boolean {
+export function hasCommand(cmd: string): boolean {
   try {
     execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' })
     return true
@@ -29,6 +29,11 @@ export const ONLY = (process.env.BENCH_ONLY ?? '')
   .map((s) => s.trim())
   .filter(Boolean)
 export const BUILDAH = process.env.BENCH_BUILDAH !== '0' && hasCommand('buildah')
+export const DOCKER = process.env.BENCH_DOCKER !== '0' && hasCommand('docker')
+/** podman is installed on demand (peers.ts) unless BENCH_PODMAN=0. */
+export const PODMAN = process.env.BENCH_PODMAN !== '0'
+/** The per-request delay the docker-manifest target is stated at: a 2-source scenario of its own. */
+export const TARGET_DELAY_MS = 30
 /** BENCH_INPUT_MAX_CONCURRENCY=32 sets the action's max-concurrency input in every run of ours. */
 export const EXTRA_INPUTS: Record<string, string> = Object.fromEntries(
   Object.entries(process.env)
