@@ -13,7 +13,7 @@ import {
   readSetup,
   runMerges,
   tuneRuntime
-} from "./chunks/chunk-KGAC7F4I.js";
+} from "./chunks/chunk-BI2YXKA7.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // src/version.ts

@@ -2,10 +2,8 @@
 // variables, and body reads that never hold more than their cap. No rules about registries here:
 // see request.ts.
 import type { Readable } from 'node:stream'
-import type { TLSSocket } from 'node:tls'
 import {
   Agent,
-  buildConnector,
   errors,
   Pool,
   ProxyAgent,
@@ -146,12 +144,7 @@ export interface TransportOptions {
   env?: NodeJS.ProcessEnv
   /** Called with each secret read here (a proxy password), for the runner to mask. */
   onSecret?: (secret: string) => void
-  /** HTTP/2 where a registry offers it; default: unless MULTIARCH_MERGE_HTTP2=false. */
-  http2?: boolean
 }
-
-/** What a registry's TLS handshake chose (ALPN). */
-type Protocol = 'h2' | 'http/1.1'
 
 /** How one URL is reached: the dispatcher, and the proxy it goes through, if any. */
 interface Route {
@@ -165,10 +158,6 @@ export class Transport {
   /** Created on first use: direct or through each proxy, verifying TLS or not. */
   private readonly dispatchers = new Map<string, Dispatcher>()
   private readonly pool: PoolOptions
-  private readonly http2: boolean
-  /** Per HTTPS origin reached directly: the protocol its first handshake chose, once known. */
-  private readonly protocols = new Map<string, Promise<Protocol>>()
-  private readonly handshakes = new Map<string, (p: Protocol) => void>()
 
   constructor(private readonly opts: TransportOptions) {
     this.pool = {
@@ -182,76 +171,23 @@ export class Transport {
       maxHeaderSize: MAX_HEADER_BYTES
     }
     this.proxies = readProxyEnv(opts.env ?? process.env)
-    this.http2 = opts.http2 ?? (opts.env ?? process.env).MULTIARCH_MERGE_HTTP2 !== 'false'
     const secrets = [this.proxies.http, this.proxies.https].flatMap((p) =>
       p && 'secrets' in p ? p.secrets : []
     )
     new Set(secrets).forEach((s) => opts.onSecret?.(s))
   }
 
-  /**
-   * The dispatcher for `url`. An HTTPS registry reached directly is asked for HTTP/2 by the
-   * first request to it, alone; the others wait for its handshake, then take one multiplexed
-   * connection (h2) or the pool of HTTP/1.1 connections. undici 7 would otherwise open a
-   * connection per request while the first handshake runs, and multiplexes nothing unless
-   * pipelining is raised, which HTTP/1.1 connections must not get.
-   */
-  private async route(url: URL, stop?: AbortSignal): Promise<Route> {
+  private route(url: URL): Route {
     const proxy = proxyFor(this.proxies, url)
     if (proxy && 'problem' in proxy) throw new ProxyError(proxy.problem)
     const insecure = url.protocol === 'https:' && this.opts.insecureHosts.has(url.host)
-    if (proxy || !this.http2 || url.protocol !== 'https:') {
-      return { dispatcher: this.dispatcher(proxy, insecure, 'http/1.1'), proxy }
-    }
-    const known = this.protocols.get(url.origin)
-    if (known)
-      return { dispatcher: this.dispatcher(undefined, insecure, await this.wait(known, stop)) }
-    this.protocols.set(
-      url.origin,
-      new Promise<Protocol>((resolve) => this.handshakes.set(url.origin, resolve))
-    )
-    return { dispatcher: this.dispatcher(undefined, insecure, 'h2') }
-  }
-
-  /**
-   * The protocol of a handshake under way. A handshake that never ends (its request aborted
-   * before the socket said anything) must not hold the others: after a request timeout, or
-   * once the run's deadline has passed, they go on over HTTP/1.1.
-   */
-  private async wait(known: Promise<Protocol>, stop?: AbortSignal): Promise<Protocol> {
-    let timer: NodeJS.Timeout | undefined
-    let onAbort: (() => void) | undefined
-    try {
-      return await Promise.race([
-        known,
-        new Promise<Protocol>((resolve) => {
-          timer = setTimeout(() => resolve('http/1.1'), this.opts.requestTimeoutMs)
-        }),
-        // Aborted: the request goes on to fail at once with the abort's reason, as any does.
-        new Promise<Protocol>((resolve) => {
-          onAbort = () => resolve('http/1.1')
-          if (stop?.aborted) onAbort()
-          else stop?.addEventListener('abort', onAbort, { once: true })
-        })
-      ])
-    } finally {
-      clearTimeout(timer)
-      if (onAbort) stop?.removeEventListener('abort', onAbort)
-    }
-  }
-
-  private dispatcher(proxy: Proxy | undefined, insecure: boolean, protocol: Protocol): Dispatcher {
-    const key = `${proxy?.from ?? 'direct'}${insecure ? ' insecure' : ''} ${protocol}`
+    const key = `${proxy?.from ?? 'direct'}${insecure ? ' insecure' : ''}`
     let dispatcher = this.dispatchers.get(key)
     if (!dispatcher) {
-      dispatcher = proxy
-        ? this.proxyAgent(proxy, insecure)
-        : protocol === 'h2'
-          ? this.h2Agent(insecure)
-          : this.agent(insecure)
+      dispatcher = proxy ? this.proxyAgent(proxy, insecure) : this.agent(insecure)
       this.dispatchers.set(key, dispatcher)
     }
-    return dispatcher
+    return { dispatcher, proxy }
   }
 
   private agent(insecure: boolean): Agent {
@@ -259,39 +195,6 @@ export class Transport {
     return new Agent({
       ...this.pool,
       connect: insecure ? { timeout, rejectUnauthorized: false } : { timeout }
-    })
-  }
-
-  /**
-   * One connection per origin, offering h2: all requests share it once h2 is chosen. Each
-   * handshake tells the origin's waiting requests which protocol it chose; a failed one lets
-   * them try HTTP/1.1, and fail or retry there on their own.
-   */
-  private h2Agent(insecure: boolean): Agent {
-    const timeout = this.opts.requestTimeoutMs
-    const connect = buildConnector({
-      allowH2: true,
-      timeout,
-      ...(insecure ? { rejectUnauthorized: false } : {})
-    })
-    return new Agent({
-      ...this.pool,
-      allowH2: true,
-      connections: 1,
-      // Streams in flight on the one connection (undici gates h2 streams by pipelining).
-      pipelining: this.opts.maxConcurrency * 2 + 4,
-      connect: (options, callback) =>
-        connect(options, (...answer) => {
-          const [err, socket] = answer
-          const origin = `${options.protocol}//${options.host}`
-          const chose = (socket as TLSSocket | null)?.alpnProtocol === 'h2' ? 'h2' : 'http/1.1'
-          this.handshakes.get(origin)?.(err ? 'http/1.1' : chose)
-          this.handshakes.delete(origin)
-          // A registry that stops offering h2 (another node behind its balancer) gets HTTP/1.1
-          // from then on, never pipelined requests.
-          if (!err && chose === 'http/1.1') this.protocols.set(origin, Promise.resolve(chose))
-          callback(...answer)
-        })
     })
   }
 
@@ -328,7 +231,7 @@ export class Transport {
     stop?: AbortSignal
   ): Promise<Exchange> {
     this.requestCount++
-    const { dispatcher, proxy } = await this.route(url, stop)
+    const { dispatcher, proxy } = this.route(url)
     // undici's own timers tick about every half second, so a short timeout (or what is left of
     // the budget) gets a native timer too. Not with a streamed body: its upload may take longer.
     const replayable = body === undefined || typeof body === 'string' || body instanceof Uint8Array

@@ -7,7 +7,6 @@ import DispatcherImpl from 'undici/lib/dispatcher/dispatcher.js'
 import PoolImpl from 'undici/lib/dispatcher/pool.js'
 import ProxyAgentImpl from 'undici/lib/dispatcher/proxy-agent.js'
 import api from 'undici/lib/api/index.js'
-import buildConnectorImpl from 'undici/lib/core/connect.js'
 import errorsImpl from 'undici/lib/core/errors.js'
 
 // What undici's index does for every dispatcher: request() and the other calls.
@@ -23,4 +22,3 @@ export type ProxyAgent = Undici.ProxyAgent
 export type Dispatcher = Undici.Dispatcher
 export type ResponseBody = Undici.Dispatcher.ResponseData['body']
 export const errors = errorsImpl
-export const buildConnector = buildConnectorImpl
