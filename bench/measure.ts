@@ -8,7 +8,7 @@ import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { NODE, runAction } from '../__tests__/helpers/action.js'
 import { CLI } from '../__tests__/helpers/cli.js'
-import { kindOf, resetProbe, type Hit, type Probe } from './probe.js'
+import { kindOf, resetProbe, type Hit, type Probe, type ProbeFront } from './probe.js'
 import { EXTRA_INPUTS } from './settings.js'
 
 export interface Sample {
@@ -20,6 +20,8 @@ export interface Sample {
   peakRss?: number
   kinds: Map<string, number>
   hits: Hit[]
+  /** The retries the action logged (`retry N for ...`); ours only. */
+  retries?: number
 }
 
 /**
@@ -34,7 +36,7 @@ export interface Failed {
 
 export const isFailed = (s: Sample | Failed): s is Failed => 'failed' in s
 
-export function collect(probes: Probe[], wallMs: number, peakRss?: number): Sample {
+export function collect(probes: Probe<ProbeFront>[], wallMs: number, peakRss?: number): Sample {
   const hits = probes.flatMap((p) => p.hits)
   const kinds = new Map<string, number>()
   for (const h of hits) {
@@ -54,10 +56,15 @@ export function collect(probes: Probe[], wallMs: number, peakRss?: number): Samp
   }
 }
 
-export async function runOurs(inputs: Record<string, string>, probes: Probe[]): Promise<Sample> {
+/** One run of the action through `probes`, with `env` added to its environment. */
+export async function runOurs(
+  inputs: Record<string, string>,
+  probes: Probe<ProbeFront>[],
+  env: Record<string, string> = {}
+): Promise<Sample> {
   probes.forEach(resetProbe)
   const t0 = performance.now()
-  const run = await runAction({ ...inputs, ...EXTRA_INPUTS })
+  const run = await runAction({ ...inputs, ...EXTRA_INPUTS }, env)
   const wallMs = performance.now() - t0
   if (run.code !== 0) {
     throw new Error(`the action failed (exit ${run.code}):\n${run.stdout}\n${run.stderr}`)
@@ -65,7 +72,8 @@ export async function runOurs(inputs: Record<string, string>, probes: Probe[]): 
   if (!/^sha256:[0-9a-f]{64}$/.test(run.outputs.digest ?? '')) {
     throw new Error(`the action set no digest output:\n${run.stdout}`)
   }
-  return collect(probes, wallMs, run.peakRss)
+  const retries = run.stdout.match(/^retry \d+ for /gm)?.length ?? 0
+  return { ...collect(probes, wallMs, run.peakRss), retries }
 }
 
 export interface CliTimed {

@@ -13,8 +13,11 @@ export interface Hit {
   done?: number
 }
 
-export interface Probe {
-  proxy: TestProxy
+/** What the measures read from a probe's front: the HTTP proxy here, or the TLS front (tls-probe.ts). */
+export type ProbeFront = Pick<TestProxy, 'host' | 'requests' | 'maxInFlight' | 'reset' | 'stop'>
+
+export interface Probe<F extends ProbeFront = TestProxy> {
+  proxy: F
   hits: Hit[]
 }
 
@@ -36,7 +39,7 @@ export async function startProbe(upstream: string, delayMs = DELAY_MS): Promise<
   return { proxy, hits }
 }
 
-export function resetProbe(p: Probe): void {
+export function resetProbe(p: Probe<ProbeFront>): void {
   p.proxy.reset()
   p.hits.length = 0
 }

@@ -10,6 +10,7 @@ import { kindOf, type Hit } from './probe.js'
 import type { Scenario } from './scenarios.js'
 import { DELAY_MS, RUNS, TARGET_DELAY_MS } from './settings.js'
 import type { BundleSize, StartupResult } from './startup.js'
+import { PROTOCOLS, type TlsResult } from './tls-scenarios.js'
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
@@ -72,7 +73,8 @@ export function report(
   bundle: BundleSize,
   load: [number, number],
   status: PeerStatus,
-  plan?: PlanComparison
+  plan?: PlanComparison,
+  tls: TlsResult[] = []
 ) {
   const ran = PEERS.filter((p) => status[p] === undefined)
   const lines: string[] = []
@@ -102,6 +104,7 @@ export function report(
   if (compared.length) lines.push('', ...peersSection(compared, ran))
   lines.push('', ...targetsSection(results, status))
   if (plan) lines.push('', ...planSection(plan))
+  if (tls.length) lines.push('', ...httpsSection(tls))
 
   lines.push('', '#### Startup', '', '| measure | value |', '| --- | ---: |')
   lines.push(
@@ -123,6 +126,9 @@ export function report(
   for (const r of results) {
     lines.push(`| ${r.scenario.title} | ${mixOf(medianSample(r.ours))} |`)
   }
+  for (const r of tls)
+    for (const p of PROTOCOLS)
+      lines.push(`| HTTPS, ${p}: ${r.scenario.title} | ${mixOf(medianSample(r.runs[p]))} |`)
   for (const peer of ran) {
     const rows = results.flatMap((r) => {
       const p = peerOf(r, peer)
@@ -238,6 +244,35 @@ function planSection(c: PlanComparison): string[] {
     `Index digests: the same from the plan and from the separate runs for every image, on all ` +
       `${c.tags} tags of each side, in every run (checked): ${c.digests.map((d) => `\`${d.slice(7, 19)}\``).join(', ')}.`
   ]
+}
+
+/** The HTTPS scenarios: each measured run made with HTTP/2 and with HTTP/1.1, side by side. */
+function httpsSection(results: TlsResult[]): string[] {
+  const lines = [
+    '#### HTTPS: HTTP/2 against HTTP/1.1',
+    '',
+    `The registries behind TLS fronts that offer h2 and HTTP/1.1 (ALPN), ${DELAY_MS} ms per ` +
+      `request and 2 × ${DELAY_MS} ms per new connection; each run made with HTTP/2 (the default) ` +
+      `and with \`MULTIARCH_MERGE_HTTP2=false\` (HTTP/1.1), median of ${RUNS} run(s) each.`,
+    '',
+    '| scenario | h2 wall (ms) | h1 wall (ms) | h2 / h1 | h2 requests | h1 requests | h2 TLS connections | h1 TLS connections | h2 peak RSS | h1 peak RSS |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
+  ]
+  const notes: string[] = []
+  for (const r of results) {
+    const [h2, h1] = PROTOCOLS.map((p) => medianSample(r.runs[p]))
+    const [c2, c1] = PROTOCOLS.map((p) => median(r.runs[p].map((s) => s.tls)))
+    const rss = (s: Sample): string => (s.peakRss ? mib(s.peakRss) : '—')
+    lines.push(
+      `| ${r.scenario.title} | ${ms(h2.wallMs)} | ${ms(h1.wallMs)} | ${ratio(h2.wallMs / h1.wallMs)} | ${h2.requests} | ${h1.requests} | ${c2} | ${c1} | ${rss(h2)} | ${rss(h1)} |`
+    )
+    for (const p of PROTOCOLS) {
+      const retries = r.runs[p].reduce((n, s) => n + (s.retries ?? 0), 0)
+      if (retries) notes.push(`- ${r.scenario.title}, ${p}: ${retries} retries in all its runs.`)
+    }
+  }
+  if (notes.length) lines.push('', ...notes)
+  return lines
 }
 
 /** The version of the node that runs ours (MAM_E2E_NODE when set), not the bench's own. */

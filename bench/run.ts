@@ -34,6 +34,14 @@ import {
   TIMELINE
 } from './settings.js'
 import { bundleSize, measureStartup, type StartupResult } from './startup.js'
+import { makeTlsCerts } from './tls-probe.js'
+import {
+  runTlsScenario,
+  tlsCrossRegistry,
+  tlsMount,
+  type TlsResult,
+  type TlsScenario
+} from './tls-scenarios.js'
 
 async function runScenario(s: Scenario, peers: PeerId[]): Promise<Result> {
   const started = performance.now()
@@ -102,6 +110,8 @@ async function main(): Promise<void> {
   const t0 = performance.now()
   const bundle = await bundleSize(DIST)
   const [a, b] = await Promise.all([startRegistry(), startRegistry()])
+  // One certificate (for 127.0.0.1) serves every TLS front; the action trusts its CA.
+  const certs = await makeTlsCerts()
   try {
     const skip = skipScenario(a)
     const scenarios: Scenario[] = [
@@ -112,6 +122,9 @@ async function main(): Promise<void> {
       skip
     ]
     const selected = scenarios.filter((s) => ONLY.length === 0 || ONLY.includes(s.id))
+    const https: TlsScenario[] = [tlsMount(a, certs), tlsCrossRegistry(a, b, certs)].filter(
+      (s) => ONLY.length === 0 || ONLY.includes(s.id)
+    )
     const { peers, status } = choosePeers(selected.some((s) => s.peer !== undefined))
     const loadBefore = os.loadavg()[0]
     progress(
@@ -128,14 +141,16 @@ async function main(): Promise<void> {
     }
     const results: Result[] = []
     for (const s of selected) results.push(await runScenario(s, peers))
+    const tls: TlsResult[] = []
+    for (const s of https) tls.push(await runTlsScenario(s, certs))
     let plan: PlanComparison | undefined
     if (ONLY.length === 0 || ONLY.includes(PLAN_ID)) {
       plan = await runPlanScenario(a)
       results.push(plan.plan, plan.separate)
     }
-    report(results, startup, bundle, [loadBefore, os.loadavg()[0]], status, plan)
+    report(results, startup, bundle, [loadBefore, os.loadavg()[0]], status, plan, tls)
   } finally {
-    await Promise.all([a.stop(), b.stop()])
+    await Promise.all([a.stop(), b.stop(), certs.remove()])
   }
   progress(`total ${((performance.now() - t0) / 1000).toFixed(1)} s`)
 }

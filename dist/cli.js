@@ -13,7 +13,7 @@ import {
   readSetup,
   runMerges,
   tuneRuntime
-} from "./chunks/chunk-BI2YXKA7.js";
+} from "./chunks/chunk-X4YJOTJJ.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // src/version.ts

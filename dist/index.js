@@ -11,7 +11,7 @@ import {
   readSetup,
   runMerges,
   tuneRuntime
-} from "./chunks/chunk-BI2YXKA7.js";
+} from "./chunks/chunk-X4YJOTJJ.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // node_modules/@actions/core/lib/command.js

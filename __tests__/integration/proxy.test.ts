@@ -290,7 +290,7 @@ describe('large response headers through the proxy', () => {
           expect(ex.status).toBe(200)
           for (let i = 0; i < fields; i++)
             expect(ex.headers[`x-filler-${i}`]).toBe('b'.repeat(1000))
-          await ex.body.text()
+          for await (const _ of ex.body) void _
         }
         expect(await wide.requests()).toEqual([`GET http://${httpHost}/`, `CONNECT ${httpsHost}`])
       } finally {

@@ -2,14 +2,15 @@
 // variables, and body reads that never hold more than their cap. No rules about registries here:
 // see request.ts.
 import type { Readable } from 'node:stream'
+import { Http2Sessions } from './http2.js'
 import {
   Agent,
+  buildConnector,
   errors,
   Pool,
   ProxyAgent,
   type Dispatcher,
-  type PoolOptions,
-  type ResponseBody
+  type PoolOptions
 } from './undici.js'
 import { RegistryError } from './errors.js'
 import { proxyFor, readProxyEnv, type Proxy, type ProxyEnv } from './proxy.js'
@@ -17,12 +18,12 @@ import { proxyFor, readProxyEnv, type Proxy, type ProxyEnv } from './proxy.js'
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
 export type Headers = Record<string, string | string[] | undefined>
 export type Body = Uint8Array | string | Readable
-export type { ResponseBody }
 
 export interface Exchange {
   status: number
   headers: Headers
-  body: ResponseBody
+  /** undici's body, or an HTTP/2 stream: read it as a Readable. */
+  body: Readable
 }
 
 /** Error bodies are kept up to this size; the rest is discarded unread. */
@@ -47,7 +48,13 @@ const TRANSIENT_CODES = new Set([
   'UND_ERR_BODY_TIMEOUT',
   'UND_ERR_CLOSED',
   'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  // An HTTP/2 stream reset (REFUSED_STREAM after a GOAWAY among them) or a broken session.
+  'ERR_HTTP2_STREAM_ERROR',
+  'ERR_HTTP2_SESSION_ERROR',
+  'ERR_HTTP2_GOAWAY_SESSION',
+  'ERR_HTTP2_INVALID_SESSION',
+  'ERR_HTTP2_STREAM_CANCEL'
 ])
 
 /**
@@ -144,6 +151,8 @@ export interface TransportOptions {
   env?: NodeJS.ProcessEnv
   /** Called with each secret read here (a proxy password), for the runner to mask. */
   onSecret?: (secret: string) => void
+  /** HTTP/2 where an HTTPS registry offers it; default: unless MULTIARCH_MERGE_HTTP2=false. */
+  http2?: boolean
 }
 
 /** How one URL is reached: the dispatcher, and the proxy it goes through, if any. */
@@ -158,6 +167,8 @@ export class Transport {
   /** Created on first use: direct or through each proxy, verifying TLS or not. */
   private readonly dispatchers = new Map<string, Dispatcher>()
   private readonly pool: PoolOptions
+  /** HTTPS registries reached directly; through a proxy, HTTP/1.1 only. */
+  private readonly h2?: Http2Sessions
 
   constructor(private readonly opts: TransportOptions) {
     this.pool = {
@@ -170,7 +181,14 @@ export class Transport {
       bodyTimeout: opts.requestTimeoutMs,
       maxHeaderSize: MAX_HEADER_BYTES
     }
-    this.proxies = readProxyEnv(opts.env ?? process.env)
+    const env = opts.env ?? process.env
+    this.proxies = readProxyEnv(env)
+    if (opts.http2 ?? env.MULTIARCH_MERGE_HTTP2 !== 'false')
+      this.h2 = new Http2Sessions({
+        requestTimeoutMs: opts.requestTimeoutMs,
+        maxHeaderBytes: MAX_HEADER_BYTES,
+        insecure: (host) => opts.insecureHosts.has(host)
+      })
     const secrets = [this.proxies.http, this.proxies.https].flatMap((p) =>
       p && 'secrets' in p ? p.secrets : []
     )
@@ -190,11 +208,26 @@ export class Transport {
     return { dispatcher, proxy }
   }
 
+  /** TLS connections opened for HTTP/2 handshakes (each also serves HTTP/1.1 if chosen). */
+  get http2Connections(): number {
+    return this.h2?.connections ?? 0
+  }
+
   private agent(insecure: boolean): Agent {
     const timeout = this.opts.requestTimeoutMs
+    const connect = buildConnector(insecure ? { timeout, rejectUnauthorized: false } : { timeout })
+    const h2 = this.h2
+    if (!h2) return new Agent({ ...this.pool, connect })
     return new Agent({
       ...this.pool,
-      connect: insecure ? { timeout, rejectUnauthorized: false } : { timeout }
+      // An origin that chose HTTP/1.1 in the handshake offering h2 gets that connection first.
+      connect: (options, callback) => {
+        const socket = h2.takeSocket(`${options.protocol}//${options.host}`)
+        // Answered later, as a connector does: undici's client, still resuming, would not
+        // send the waiting request if the socket came back at once.
+        if (socket) process.nextTick(callback, null, socket)
+        else connect(options, callback)
+      }
     })
   }
 
@@ -232,13 +265,21 @@ export class Transport {
   ): Promise<Exchange> {
     this.requestCount++
     const { dispatcher, proxy } = this.route(url)
+    const session =
+      !proxy && url.protocol === 'https:' ? await this.h2?.session(url, stop) : undefined
     // undici's own timers tick about every half second, so a short timeout (or what is left of
     // the budget) gets a native timer too. Not with a streamed body: its upload may take longer.
     const replayable = body === undefined || typeof body === 'string' || body instanceof Uint8Array
     const ac = replayable ? new AbortController() : undefined
     const timer = ac && setTimeout(() => ac.abort(new errors.HeadersTimeoutError()), headersTimeout)
     const signals = [ac?.signal, stop].filter((x): x is AbortSignal => x !== undefined)
+    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0]
     try {
+      if (session) {
+        const bodyGapMs = this.opts.requestTimeoutMs
+        const request = { method, url, headers, body, timeoutMs: headersTimeout, bodyGapMs, signal }
+        return await this.h2!.send(session, request, stop)
+      }
       const res = await dispatcher.request({
         origin: url.origin,
         path: url.pathname + url.search,
@@ -246,7 +287,7 @@ export class Transport {
         headers,
         body,
         headersTimeout,
-        signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0]
+        signal
       })
       // Only the proxy answers 407 to a plain-HTTP request sent through it.
       if (proxy && res.statusCode === 407 && url.protocol === 'http:') {
@@ -263,6 +304,7 @@ export class Transport {
 
   async close(): Promise<void> {
     await Promise.all([...this.dispatchers.values()].map((d) => d.close()))
+    await this.h2?.close()
   }
 }
 
@@ -348,7 +390,7 @@ export async function discardBody(ex: Exchange, gapMs: number): Promise<void> {
  * `max` bytes when `keepHead`, else undefined.
  */
 async function readUpTo(
-  stream: ResponseBody,
+  stream: Readable,
   max: number,
   gapMs: number,
   keepHead = false

@@ -8,6 +8,7 @@ import PoolImpl from 'undici/lib/dispatcher/pool.js'
 import ProxyAgentImpl from 'undici/lib/dispatcher/proxy-agent.js'
 import api from 'undici/lib/api/index.js'
 import errorsImpl from 'undici/lib/core/errors.js'
+import buildConnectorImpl from 'undici/lib/core/connect.js'
 
 // What undici's index does for every dispatcher: request() and the other calls.
 Object.assign(DispatcherImpl.prototype, api)
@@ -20,5 +21,5 @@ export type PoolOptions = Undici.Pool.Options
 export const ProxyAgent = ProxyAgentImpl
 export type ProxyAgent = Undici.ProxyAgent
 export type Dispatcher = Undici.Dispatcher
-export type ResponseBody = Undici.Dispatcher.ResponseData['body']
 export const errors = errorsImpl
+export const buildConnector = buildConnectorImpl

@@ -29,3 +29,8 @@ declare module 'undici/lib/core/errors.js' {
   const e: typeof errors
   export default e
 }
+declare module 'undici/lib/core/connect.js' {
+  import type { buildConnector as build } from 'undici'
+  const buildConnector: typeof build
+  export default buildConnector
+}
