@@ -13,7 +13,7 @@ import {
   readSetup,
   runMerges,
   tuneRuntime
-} from "./chunks/chunk-X4YJOTJJ.js";
+} from "./chunks/chunk-KJJY7WS4.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // src/version.ts

@@ -1,7 +1,6 @@
 // Where credentials come from, in this order: the action's inputs, then a scoped docker config
 // (docker/login-action's `scope` input, read as buildx reads it), then the docker config that
 // login actions write (credHelpers, credsStore, auths), then the workflow's GITHUB_TOKEN for ghcr.io.
-import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DOCKER_HUB, registryOf } from '../core/reference.js'
@@ -84,11 +83,13 @@ export type HelperRunner = (helper: string, registry: string) => Promise<Credent
 
 const HELPER_TIMEOUT_MS = 20_000
 
-export function runCredentialHelper(
+export async function runCredentialHelper(
   helper: string,
   registry: string,
   timeoutMs = HELPER_TIMEOUT_MS
 ): Promise<Credential | undefined> {
+  // Loaded when a helper runs: child_process brings four more of Node's modules to every start.
+  const { execFile } = await import('node:child_process')
   const program = `docker-credential-${helper}`
   const fail = (why: string): Error =>
     new Error(`credential helper ${program} failed for registry ${registry}: ${why}`)
