@@ -13,7 +13,7 @@ import {
   readSetup,
   runMerges,
   tuneRuntime
-} from "./chunks/chunk-KJJY7WS4.js";
+} from "./chunks/chunk-MCKL54XE.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // src/version.ts

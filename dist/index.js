@@ -11,7 +11,7 @@ import {
   readSetup,
   runMerges,
   tuneRuntime
-} from "./chunks/chunk-KJJY7WS4.js";
+} from "./chunks/chunk-MCKL54XE.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // node_modules/@actions/core/lib/command.js

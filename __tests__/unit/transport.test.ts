@@ -10,6 +10,7 @@ import { retryAfterMs } from '../../src/registry/retry.js'
 import { dockerConfigCredential } from '../../src/registry/credentials.js'
 import {
   describeFailure,
+  discardBody,
   isTransientError,
   ProxyError,
   readBody,
@@ -102,6 +103,35 @@ describe('Transport', () => {
       const ex = await t.exchange('GET', new URL(`http://127.0.0.1:${port}/`), {}, undefined, 5000)
       for (let i = 0; i < fields; i++) expect(ex.headers[`x-filler-${i}`]).toBe('a'.repeat(bytes))
       expect(Buffer.from(await readBody(ex, 1024, 5000)).toString()).toBe('ok')
+    } finally {
+      await t.close()
+    }
+  })
+
+  it('keeps the connection open after a HEAD', async () => {
+    let connections = 0
+    const server = createServer((req, res) => {
+      res.setHeader('content-length', '2')
+      res.end(req.method === 'HEAD' ? undefined : 'ok')
+    })
+    server.on('connection', () => connections++)
+    const port = await listen(server)
+    const t = transport()
+    try {
+      for (const method of ['HEAD', 'HEAD', 'GET', 'HEAD'] as const) {
+        const ex = await t.exchange(
+          method,
+          new URL(`http://127.0.0.1:${port}/`),
+          {},
+          undefined,
+          5000
+        )
+        if (method === 'HEAD') await discardBody(ex, 5000)
+        else expect(Buffer.from(await readBody(ex, 1024, 5000)).toString()).toBe('ok')
+        // undici hands a socket back to its pool a tick after the answer ends.
+        await new Promise((r) => setImmediate(r))
+      }
+      expect(connections).toBe(1)
     } finally {
       await t.close()
     }

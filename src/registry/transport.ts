@@ -287,7 +287,12 @@ export class Transport {
         headers,
         body,
         headersTimeout,
-        signal
+        signal,
+        // undici closes the connection after a HEAD unless told otherwise, in case a server sends
+        // a body anyway (nodejs/undici#258); registries do not, and every tag and blob check
+        // would cost a new connection (a TLS handshake on HTTPS). Bytes where the next answer
+        // should start fail that request as a broken connection, which is retried.
+        ...(method === 'HEAD' ? { reset: false } : {})
       })
       // Only the proxy answers 407 to a plain-HTTP request sent through it.
       if (proxy && res.statusCode === 407 && url.protocol === 'http:') {
