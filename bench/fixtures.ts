@@ -1,19 +1,18 @@
 // Fixtures: distinct platforms, and the images the scenarios push (small, attestation-wrapped,
 // big random layer), pushed directly to a registry.
-import { randomBytes } from 'node:crypto'
-import { gzipSync } from 'node:zlib'
 import {
-  makeTar,
   MT,
   pushBlob,
   pushImage,
   pushIndex,
   pushManifest,
+  pushRandomImage,
   sha256,
   type Platform,
   type PushedImage
 } from '../__tests__/helpers/oci.js'
 import type { TestRegistry } from '../__tests__/helpers/registry.js'
+import { LAYER_MB, progress } from './settings.js'
 
 /** Go's GOOS x GOARCH, in an order that starts with the common ones: 88 distinct platforms. */
 export function platforms(n: number): Platform[] {
@@ -123,33 +122,16 @@ export async function pushWrapped(
   return index.digest
 }
 
-/**
- * An image with one layer of `mb` MiB of random bytes: a tar holding one random file, gzip'd
- * with level 0 (stored blocks), so it is a valid gzip'd tar that no tool would compress further.
- */
-export async function pushBig(
+/** The big sources of the cross-registry scenarios: one random `LAYER_MB` MiB layer each. */
+export async function pushBigSources(
   reg: TestRegistry,
   repo: string,
-  p: Platform,
-  mb: number
-): Promise<string> {
-  const tar = makeTar([{ name: 'random.bin', content: randomBytes(mb * 1024 * 1024) }])
-  const gz = gzipSync(tar, { level: 0 })
-  const layer = await pushBlob(reg, repo, gz)
-  const config = JSON.stringify({
-    created: '2024-01-01T00:00:00Z',
-    architecture: p.architecture,
-    os: p.os,
-    ...(p.variant ? { variant: p.variant } : {}),
-    config: {},
-    rootfs: { type: 'layers', diff_ids: [sha256(tar)] }
-  })
-  const cfg = await pushBlob(reg, repo, config)
-  const body = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MT.ociManifest,
-    config: { mediaType: MT.ociConfig, digest: cfg.digest, size: cfg.size },
-    layers: [{ mediaType: MT.ociLayer, digest: layer.digest, size: layer.size }]
-  })
-  return pushManifest(reg, repo, sha256(body), body, MT.ociManifest)
+  plats: Platform[]
+): Promise<string[]> {
+  const digests: string[] = []
+  for (const [k, p] of plats.entries()) {
+    progress(`  pushing ${LAYER_MB} MiB image ${k + 1}/${plats.length}`)
+    digests.push((await pushRandomImage(reg, repo, p, LAYER_MB)).digest)
+  }
+  return digests
 }

@@ -1,11 +1,11 @@
 // The scenarios: what each one pushes, and the inputs (ours) or sources and target (a peer's:
 // buildah, docker manifest, podman) of each run, through a fresh proxy per run.
 import type { TestRegistry } from '../__tests__/helpers/registry.js'
-import { platforms, pushBig, pushSmall, pushWrapped } from './fixtures.js'
+import { platforms, pushBigSources, pushSmall, pushWrapped } from './fixtures.js'
 import type { Sample } from './measure.js'
 import { verifyIndex, type PeerId, type PeerRun } from './peers.js'
 import { startProbe, type Probe } from './probe.js'
-import { DELAY_MS, LAYER_MB, progress } from './settings.js'
+import { DELAY_MS, LAYER_MB } from './settings.js'
 
 export interface Scenario {
   id: string
@@ -136,11 +136,7 @@ export function crossRegistry(a: TestRegistry, b: TestRegistry): Scenario {
     title: `5 sources, one ${LAYER_MB} MiB layer each, registry A → registry B`,
     delayMs: DELAY_MS,
     async setup() {
-      digests = []
-      for (const [k, p] of plats.entries()) {
-        progress(`  pushing ${LAYER_MB} MiB image ${k + 1}/5`)
-        digests.push(await pushBig(a, repo, p, LAYER_MB))
-      }
+      digests = await pushBigSources(a, repo, plats)
     },
     async ours(i) {
       const [pa, pb] = await Promise.all([startProbe(a.url), startProbe(b.url)])

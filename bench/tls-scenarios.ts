@@ -2,7 +2,7 @@
 // run made twice, with HTTP/2 (the default) and with MULTIARCH_MERGE_HTTP2=false (HTTP/1.1).
 import { performance } from 'node:perf_hooks'
 import type { TestRegistry } from '../__tests__/helpers/registry.js'
-import { platforms, pushBig, pushWrapped } from './fixtures.js'
+import { platforms, pushBigSources, pushWrapped } from './fixtures.js'
 import { runOurs, type Sample } from './measure.js'
 import { medianSample, mib, ms, printTimeline } from './report.js'
 import { DELAY_MS, LAYER_MB, progress, RUNS, TIMELINE } from './settings.js'
@@ -82,11 +82,7 @@ export function tlsCrossRegistry(a: TestRegistry, b: TestRegistry, certs: TlsCer
     title: `5 sources, one ${LAYER_MB} MiB layer each, registry A → registry B`,
     delayMs: DELAY_MS,
     async setup() {
-      digests = []
-      for (const [k, p] of plats.entries()) {
-        progress(`  pushing ${LAYER_MB} MiB image ${k + 1}/5`)
-        digests.push(await pushBig(a, repo, p, LAYER_MB))
-      }
+      digests = await pushBigSources(a, repo, plats)
     },
     async ours(i, p) {
       const [pa, pb] = await Promise.all([startTlsProbe(a.url, certs), startTlsProbe(b.url, certs)])

@@ -13,7 +13,7 @@ import {
   readSetup,
   runMerges,
   tuneRuntime
-} from "./chunks/chunk-MCKL54XE.js";
+} from "./chunks/chunk-OGEILJDV.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // src/version.ts

@@ -11,7 +11,7 @@ import {
   readSetup,
   runMerges,
   tuneRuntime
-} from "./chunks/chunk-MCKL54XE.js";
+} from "./chunks/chunk-OGEILJDV.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // node_modules/@actions/core/lib/command.js

@@ -3,7 +3,7 @@
 // Requests go through node:http / node:https (not global fetch) so the same helpers work against the
 // TLS test registry (trusting `reg.caFile`) and the htpasswd one (`reg.auth`, sent preemptively as
 // Basic auth). A TestRegistry from ./registry.js can be passed directly as `reg`.
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
@@ -530,5 +530,39 @@ export async function pushAttestationWrapped(
     image,
     attestationBody,
     attestationSize: Buffer.byteLength(attestationBody)
+  }
+}
+
+/**
+ * An image with one layer of `mb` MiB of random bytes (its digest and its layer's): a tar holding one random file, gzip'd
+ * with level 0 (stored blocks), so it is a valid gzip'd tar that no tool would compress further.
+ */
+export async function pushRandomImage(
+  reg: RegistryRef,
+  repo: string,
+  p: Platform,
+  mb: number
+): Promise<{ digest: string; layer: string }> {
+  const tar = makeTar([{ name: 'random.bin', content: randomBytes(mb * 1024 * 1024) }])
+  const gz = gzipSync(tar, { level: 0 })
+  const layer = await pushBlob(reg, repo, gz)
+  const config = JSON.stringify({
+    created: '2024-01-01T00:00:00Z',
+    architecture: p.architecture,
+    os: p.os,
+    ...(p.variant ? { variant: p.variant } : {}),
+    config: {},
+    rootfs: { type: 'layers', diff_ids: [sha256(tar)] }
+  })
+  const cfg = await pushBlob(reg, repo, config)
+  const body = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: MT.ociManifest,
+    config: { mediaType: MT.ociConfig, digest: cfg.digest, size: cfg.size },
+    layers: [{ mediaType: MT.ociLayer, digest: layer.digest, size: layer.size }]
+  })
+  return {
+    digest: await pushManifest(reg, repo, sha256(body), body, MT.ociManifest),
+    layer: layer.digest
   }
 }

@@ -3,7 +3,6 @@
 // Distribution registry has (a server that ends its connections, one that never answers) come
 // from a Node HTTP/2 server in front of it.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { randomBytes } from 'node:crypto'
 import { readFile, mkdtemp, rm } from 'node:fs/promises'
 import {
   createSecureServer,
@@ -18,18 +17,13 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
-import { gzipSync } from 'node:zlib'
 import { runAction } from '../helpers/action.js'
 import { mergeWith } from '../helpers/merge.js'
 import {
   blobExists,
   getManifest,
-  makeTar,
-  MT,
-  pushBlob,
   pushImage,
-  pushManifest,
-  sha256,
+  pushRandomImage,
   type PushedImage
 } from '../helpers/oci.js'
 import { makeCerts, startRegistry, type TestRegistry } from '../helpers/registry.js'
@@ -113,11 +107,12 @@ interface Front {
  * session gracefully (GOAWAY, then the streams under way finish) after that many streams, as
  * nginx ends a connection after `keepalive_requests` requests, HTTP/2 ones included since 1.19.7
  * (https://nginx.org/en/docs/http/ngx_http_core_module.html#keepalive_requests); `silent`
- * accepts every stream and never answers; `headerBytes` adds that much of headers to every answer.
+ * accepts every stream and never answers; `headerBytes` adds that much of headers to every answer;
+ * `stallBody` answers requests for those paths with their headers and half the body, then nothing.
  */
 async function startFront(
   upstream: TestRegistry,
-  opts: { endAfter?: number; silent?: boolean; headerBytes?: number }
+  opts: { endAfter?: number; silent?: boolean; headerBytes?: number; stallBody?: RegExp }
 ): Promise<Front> {
   const dir = await mkdtemp(join(tmpdir(), 'mm-h2-front-'))
   const certs = await makeCerts(dir)
@@ -163,6 +158,11 @@ async function startFront(
           if (v !== undefined && !['connection', 'keep-alive', 'transfer-encoding'].includes(k))
             back[k] = v
         stream.respond(back)
+        if (opts.stallBody?.test(String(headers[':path']))) {
+          const half = Number(answer.headers['content-length'] ?? 0) >> 1
+          answer.once('data', (chunk: Buffer) => stream.write(chunk.subarray(0, half)))
+          return
+        }
         answer.pipe(stream)
       }
     )
@@ -195,33 +195,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([reg?.stop(), reg2?.stop()])
 })
-
-/** A single-layer image whose layer is `mb` MiB of random bytes: its digest and layer's. */
-async function pushBig(
-  r: TestRegistry,
-  repo: string,
-  arch: string,
-  mb: number
-): Promise<{ digest: string; layer: string }> {
-  const tar = makeTar([{ name: 'random.bin', content: randomBytes(mb * 1024 * 1024) }])
-  const layer = await pushBlob(r, repo, gzipSync(tar, { level: 0 }))
-  const config = JSON.stringify({
-    architecture: arch,
-    os: 'linux',
-    rootfs: { type: 'layers', diff_ids: [sha256(tar)] }
-  })
-  const cfg = await pushBlob(r, repo, config)
-  const body = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MT.ociManifest,
-    config: { mediaType: MT.ociConfig, digest: cfg.digest, size: cfg.size },
-    layers: [{ mediaType: MT.ociLayer, digest: layer.digest, size: layer.size }]
-  })
-  return {
-    digest: await pushManifest(r, repo, sha256(body), body, MT.ociManifest),
-    layer: layer.digest
-  }
-}
 
 describe('HTTP/2', () => {
   it.each([
@@ -315,8 +288,8 @@ describe('HTTP/2', () => {
     const [ra, rb] = await Promise.all([startRelay(reg.host), startRelay(reg2.host)])
     try {
       const big = await Promise.all([
-        pushBig(reg, 'h2/big', 'amd64', 24),
-        pushBig(reg, 'h2/big', 'arm64', 24)
+        pushRandomImage(reg, 'h2/big', { os: 'linux', architecture: 'amd64' }, 24),
+        pushRandomImage(reg, 'h2/big', { os: 'linux', architecture: 'arm64' }, 24)
       ])
       const r = await mergeWith({
         tags: `${rb.host}/h2/copied:1`,
@@ -406,6 +379,27 @@ describe('HTTP/2', () => {
       expect(relay.tlsConnections).toBe(1)
     } finally {
       await relay.stop()
+    }
+  })
+
+  it('names the registry whose answer stops half-way through its body', async () => {
+    const front = await startFront(reg, { stallBody: /\/manifests\/sha256:/ })
+    try {
+      const err = (await mergeWith(
+        {
+          tags: `${front.host}/h2/stalled:1`,
+          sources: `${front.host}/h2/src@${images[0].digest}`,
+          'insecure-registries': front.host,
+          retries: '1'
+        },
+        { requestTimeoutMs: 300, maxRetryDelayMs: 50 }
+      ).catch((e: unknown) => e)) as Error
+      expect(err).toBeInstanceOf(Error)
+      expect(err.message).toContain(`${front.host}/h2/src@${images[0].digest}`)
+      expect(err.message).toContain('UND_ERR_BODY_TIMEOUT (Body Timeout Error)')
+      expect(front.sessions).toBe(1)
+    } finally {
+      await front.stop()
     }
   })
 })

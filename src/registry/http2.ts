@@ -73,9 +73,6 @@ export class Http2Sessions {
   private readonly sessions = new Map<string, Promise<ClientHttp2Session | undefined>>()
   /** A handshake's socket that chose HTTP/1.1, waiting for undici to take it (`takeSocket`). */
   private readonly spare = new Map<string, TLSSocket>()
-  /** Connections opened, for tests and the bench. */
-  connections = 0
-
   constructor(private readonly opts: Http2Options) {}
 
   /** The session for `url`'s origin, opened if need be; undefined where it speaks HTTP/1.1. */
@@ -157,7 +154,6 @@ export class Http2Sessions {
   /** A TLS handshake offering h2 first; its answer decides how the origin is spoken to. */
   private open(url: URL): Promise<ClientHttp2Session | undefined> {
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
-    this.connections++
     return new Promise((resolve, reject) => {
       const socket = connectTls({
         host,
@@ -254,9 +250,11 @@ export function requestH2(request: Http2Request): Promise<Http2Answer> {
     signal?.addEventListener('abort', onAbort, { once: true })
     // Whoever reads the body sees its errors; none may go unheard before that.
     stream.on('error', (e: Error) => fail(e))
-    stream.setTimeout(timeoutMs, () =>
+    // Inactivity, sending included: the wait for the answer, then each gap in the body.
+    stream.on('timeout', () =>
       fail(answered ? new errors.BodyTimeoutError() : new errors.HeadersTimeoutError())
     )
+    stream.setTimeout(timeoutMs)
     stream.once('close', () => {
       signal?.removeEventListener('abort', onAbort)
       if (!answered)
@@ -269,7 +267,7 @@ export function requestH2(request: Http2Request): Promise<Http2Answer> {
     stream.once('response', (received) => {
       if (answered) return
       answered = true
-      stream.setTimeout(bodyGapMs, () => stream.destroy(new errors.BodyTimeoutError()))
+      stream.setTimeout(bodyGapMs)
       const out: Http2Answer['headers'] = {}
       for (const [name, value] of Object.entries(received))
         if (!name.startsWith(':')) out[name] = value

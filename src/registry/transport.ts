@@ -208,11 +208,6 @@ export class Transport {
     return { dispatcher, proxy }
   }
 
-  /** TLS connections opened for HTTP/2 handshakes (each also serves HTTP/1.1 if chosen). */
-  get http2Connections(): number {
-    return this.h2?.connections ?? 0
-  }
-
   private agent(insecure: boolean): Agent {
     const timeout = this.opts.requestTimeoutMs
     const connect = buildConnector(insecure ? { timeout, rejectUnauthorized: false } : { timeout })
