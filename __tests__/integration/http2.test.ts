@@ -3,6 +3,7 @@
 // Distribution registry has (a server that ends its connections, one that never answers) come
 // from a Node HTTP/2 server in front of it.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { createHash } from 'node:crypto'
 import { readFile, mkdtemp, rm } from 'node:fs/promises'
 import {
   createSecureServer,
@@ -27,19 +28,30 @@ import {
   type PushedImage
 } from '../helpers/oci.js'
 import { makeCerts, startRegistry, type TestRegistry } from '../helpers/registry.js'
+import { isTransientError, Transport } from '../../src/registry/transport.js'
 
 /** Relays TCP to the registry as it is (TLS is not terminated) and counts TLS connections. */
 interface Relay {
   host: string
   tlsConnections: number
   stop(): Promise<void>
+  /** Ends every connection towards the client (a FIN), as a middlebox dropping them would. */
+  cut(): void
 }
 
 async function startRelay(upstream: string): Promise<Relay> {
   const [host, port] = upstream.split(':')
-  const relay: Relay = { host: '', tlsConnections: 0, stop: () => Promise.resolve() }
+  const sockets = new Set<Socket>()
+  const relay: Relay = {
+    host: '',
+    tlsConnections: 0,
+    stop: () => Promise.resolve(),
+    cut: () => sockets.forEach((s) => s.end())
+  }
   const server: Server = createServer((down) => {
     const up = connect(Number(port), host)
+    sockets.add(down)
+    down.on('close', () => up.destroy())
     // A TLS connection opens with a handshake record (0x16); the plain-HTTP tries a loopback
     // registry first gets are not counted.
     down.once('data', (first: Buffer) => {
@@ -338,8 +350,8 @@ describe('HTTP/2', () => {
       expect(err).toBeInstanceOf(Error)
       expect(err.message).toContain(`registry ${front.host} did not answer in time`)
       expect(err.message).toContain('UND_ERR_HEADERS_TIMEOUT (Headers Timeout Error)')
-      // Every request and its retries went over the one connection.
-      expect(front.sessions).toBe(1)
+      // A stream with no answer may mean a dead connection: the retry went on a new one.
+      expect(front.sessions).toBe(2)
       expect(front.streams).toBeGreaterThan(1)
     } finally {
       await front.stop()
@@ -397,9 +409,70 @@ describe('HTTP/2', () => {
       expect(err).toBeInstanceOf(Error)
       expect(err.message).toContain(`${front.host}/h2/src@${images[0].digest}`)
       expect(err.message).toContain('UND_ERR_BODY_TIMEOUT (Body Timeout Error)')
-      expect(front.sessions).toBe(1)
+      // The retry went on a new connection: the silent one may be dead.
+      expect(front.sessions).toBe(2)
     } finally {
       await front.stop()
+    }
+  })
+
+  it('reads a body its reader leaves paused longer than the request timeout', async () => {
+    // A streamed copy pauses its download while the upload is slower: not a stalled registry.
+    const relay = await startRelay(reg.host)
+    const big = await pushRandomImage(reg, 'h2/paused', { os: 'linux', architecture: 'amd64' }, 8)
+    const t = new Transport({
+      maxConcurrency: 2,
+      requestTimeoutMs: 300,
+      insecureHosts: new Set([relay.host]),
+      env: {}
+    })
+    try {
+      const url = new URL(`https://${relay.host}/v2/h2/paused/blobs/${big.layer}`)
+      const ex = await t.exchange('GET', url, {}, undefined, 300)
+      expect(ex.status).toBe(200)
+      ex.body.pause()
+      await new Promise((r) => setTimeout(r, 1000))
+      const hash = createHash('sha256')
+      for await (const chunk of ex.body) hash.update(chunk as Buffer)
+      expect(`sha256:${hash.digest('hex')}`).toBe(big.layer)
+      expect(relay.tlsConnections).toBe(1)
+    } finally {
+      await t.close()
+      await relay.stop()
+    }
+  })
+
+  it('fails a body cut short by a closed connection as a network error, to retry', async () => {
+    const relay = await startRelay(reg.host)
+    const big = await pushRandomImage(reg, 'h2/cut', { os: 'linux', architecture: 'amd64' }, 8)
+    const t = new Transport({
+      maxConcurrency: 2,
+      requestTimeoutMs: 5000,
+      insecureHosts: new Set([relay.host]),
+      env: {}
+    })
+    try {
+      const url = new URL(`https://${relay.host}/v2/h2/cut/blobs/${big.layer}`)
+      const ex = await t.exchange('GET', url, {}, undefined, 5000)
+      let read = 0
+      const err = await (async () => {
+        for await (const chunk of ex.body) {
+          read += (chunk as Buffer).length
+          if (read > 1024 * 1024) relay.cut()
+        }
+      })().catch((e: unknown) => e)
+      expect(read).toBeLessThan(8 * 1024 * 1024)
+      expect(err).toBeInstanceOf(Error)
+      expect(isTransientError(err)).toBe(true)
+      // The next request opens a new connection and gets the whole blob.
+      const again = await t.exchange('GET', url, {}, undefined, 5000)
+      const hash = createHash('sha256')
+      for await (const chunk of again.body) hash.update(chunk as Buffer)
+      expect(`sha256:${hash.digest('hex')}`).toBe(big.layer)
+      expect(relay.tlsConnections).toBe(2)
+    } finally {
+      await t.close()
+      await relay.stop()
     }
   })
 })

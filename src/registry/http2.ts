@@ -11,7 +11,7 @@ import {
   type OutgoingHttpHeaders
 } from 'node:http2'
 import { isIP } from 'node:net'
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { connect as connectTls, type TLSSocket } from 'node:tls'
 import { errors } from './undici.js'
 
@@ -21,6 +21,8 @@ import { errors } from './undici.js'
  */
 const STREAM_WINDOW = 4 * 1024 * 1024
 const SESSION_WINDOW = 32 * 1024 * 1024
+/** An idle session closes after this long (undici's keepAliveTimeout here too). */
+const IDLE_MS = 30_000
 
 /** Headers HTTP/2 forbids (RFC 9113 §8.2.2); Node throws on them. */
 const CONNECTION_HEADERS = new Set([
@@ -55,6 +57,8 @@ export interface Http2Request {
   bodyGapMs: number
   /** Aborts the request and its body at any stage. */
   signal?: AbortSignal
+  /** Called when the request or its body times out: the connection may be dead. */
+  onStall?: () => void
 }
 
 export interface Http2Answer {
@@ -107,8 +111,12 @@ export class Http2Sessions {
     const replayable =
       !request.body || typeof request.body === 'string' || request.body instanceof Uint8Array
     for (let attempt = 1; ; attempt++) {
+      const used = session
+      // A silent stream may mean a dead connection (a NAT that forgot it): later requests get a
+      // new one, as they would a new socket on HTTP/1.1.
+      const onStall = (): void => this.retire(request.url.origin, used)
       try {
-        return await requestH2({ ...request, session })
+        return await requestH2({ ...request, session, onStall })
       } catch (e) {
         if (!replayable || attempt > MAX_UNPROCESSED_RESENDS || !unprocessed(e)) throw e
         const next = await this.session(request.url, stop)
@@ -139,7 +147,9 @@ export class Http2Sessions {
       open.map(
         (s) =>
           new Promise<void>((resolve) => {
-            s.close(() => resolve())
+            // A session a GOAWAY already closed ignores close(): wait for its end all the same.
+            s.once('close', () => resolve())
+            if (!s.closed) s.close()
             // Streams still open (a body nobody read) must not keep the process alive.
             setTimeout(() => s.destroy(), 1000).unref()
           })
@@ -149,6 +159,15 @@ export class Http2Sessions {
 
   private forget(origin: string, pending: Promise<unknown>): void {
     if (this.sessions.get(origin) === pending) this.sessions.delete(origin)
+  }
+
+  /** No new stream goes on `session`; those under way finish or time out on their own. */
+  private retire(origin: string, session: ClientHttp2Session): void {
+    const pending = this.sessions.get(origin)
+    void pending?.then((current) => {
+      if (current === session) this.forget(origin, pending)
+    })
+    if (!session.closed) session.close()
   }
 
   /** A TLS handshake offering h2 first; its answer decides how the origin is spoken to. */
@@ -191,18 +210,24 @@ export class Http2Sessions {
   }
 
   private start(url: URL, socket: TLSSocket): ClientHttp2Session {
+    socket.setKeepAlive(true, 60_000)
     const session = connectH2(url.origin, {
       createConnection: () => socket,
       settings: {
         enablePush: false,
         initialWindowSize: STREAM_WINDOW,
-        maxHeaderListSize: this.opts.maxHeaderBytes
+        maxHeaderListSize: this.opts.maxHeaderBytes,
+        // nghttp2 takes at most 8 CONTINUATION frames after HEADERS: with 16 KiB frames a
+        // header block over ~144 KiB would fail the whole session.
+        maxFrameSize: 64 * 1024
       },
       maxHeaderListPairs: 1024,
       // Node's cap on what a session may hold (MB), streams' windows included.
       maxSessionMemory: 128
     })
     session.once('connect', () => session.setLocalWindowSize(SESSION_WINDOW))
+    // Idle connections close, as undici's keep-alive ones do: a middlebox may drop them quietly.
+    session.setTimeout(IDLE_MS, () => session.close())
     // A session's failure reaches each of its streams, which is where requests see it.
     session.on('error', ignore)
     return session
@@ -214,7 +239,7 @@ export class Http2Sessions {
  * the same errors, so that retries and messages are the same on either protocol.
  */
 export function requestH2(request: Http2Request): Promise<Http2Answer> {
-  const { session, method, url, headers, body, timeoutMs, bodyGapMs, signal } = request
+  const { session, method, url, headers, body, timeoutMs, bodyGapMs, signal, onStall } = request
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(reasonOf(signal))
@@ -240,38 +265,39 @@ export function requestH2(request: Http2Request): Promise<Http2Answer> {
       reject(e instanceof Error ? e : new Error(String(e)))
       return
     }
-    let answered = false
+    let answered: ResponseBody | undefined
     const fail = (e: Error): void => {
       if (!answered) reject(stream.rstCode === constants.NGHTTP2_REFUSED_STREAM ? refused(e) : e)
-      answered = true
+      else answered.destroy(e)
       stream.destroy(e)
     }
-    const onAbort = (): void => fail(reasonOf(signal))
+    const onAbort = (): void => {
+      const reason = reasonOf(signal)
+      // The exchange's own timer (undici's ticks are coarse) is a stall as much as ours.
+      if (!answered && (reason as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT') onStall?.()
+      fail(reason)
+    }
     signal?.addEventListener('abort', onAbort, { once: true })
     // Whoever reads the body sees its errors; none may go unheard before that.
     stream.on('error', (e: Error) => fail(e))
-    // Inactivity, sending included: the wait for the answer, then each gap in the body.
-    stream.on('timeout', () =>
-      fail(answered ? new errors.BodyTimeoutError() : new errors.HeadersTimeoutError())
-    )
-    stream.setTimeout(timeoutMs)
+    // Inactivity while sending or waiting for the answer; the body has its own gap timer.
+    stream.setTimeout(timeoutMs, () => {
+      if (answered) return
+      onStall?.()
+      fail(new errors.HeadersTimeoutError())
+    })
     stream.once('close', () => {
       signal?.removeEventListener('abort', onAbort)
-      if (!answered)
-        fail(
-          Object.assign(new Error('the registry closed the HTTP/2 stream without an answer'), {
-            code: 'ERR_HTTP2_STREAM_ERROR'
-          })
-        )
+      if (!answered) fail(streamError('the registry closed the HTTP/2 stream without an answer'))
     })
     stream.once('response', (received) => {
       if (answered) return
-      answered = true
-      stream.setTimeout(bodyGapMs)
+      stream.setTimeout(0)
+      answered = new ResponseBody(stream, bodyGapMs, () => onStall?.())
       const out: Http2Answer['headers'] = {}
       for (const [name, value] of Object.entries(received))
         if (!name.startsWith(':')) out[name] = value
-      resolve({ status: Number(received[':status']), headers: out, body: stream })
+      resolve({ status: Number(received[':status']), headers: out, body: answered })
     })
 
     if (typeof body === 'string' || body instanceof Uint8Array) stream.end(body)
@@ -287,6 +313,76 @@ export function requestH2(request: Http2Request): Promise<Http2Answer> {
       body.pipe(stream)
     }
   })
+}
+
+/**
+ * A response body read from an HTTP/2 stream, with undici's guarantees: it ends only when the
+ * registry ended it (a connection closed mid-body, which Node reports as a plain end or not at
+ * all, is an error worth another attempt), and its gap timer runs only while the reader wants
+ * data (a copy whose upload is slower than its download is not a stalled registry).
+ */
+class ResponseBody extends Readable {
+  private gap?: NodeJS.Timeout
+
+  constructor(
+    private readonly stream: ClientHttp2Stream,
+    private readonly gapMs: number,
+    private readonly onStall: () => void
+  ) {
+    super()
+    this.arm()
+    stream.on('data', (chunk: Buffer) => {
+      this.arm()
+      if (!this.push(chunk)) {
+        stream.pause()
+        this.disarm()
+      }
+    })
+    stream.once('end', () => {
+      this.disarm()
+      // Ended by the registry (END_STREAM) has no reset code; a closed connection has one.
+      if (stream.rstCode) this.destroy(streamError(CUT_SHORT))
+      else this.push(null)
+    })
+    stream.once('close', () => {
+      if (!this.destroyed && !stream.readableEnded) this.destroy(streamError(CUT_SHORT))
+    })
+  }
+
+  override _read(): void {
+    if (!this.stream.isPaused()) return
+    this.arm()
+    this.stream.resume()
+  }
+
+  override _destroy(e: Error | null, callback: (e?: Error | null) => void): void {
+    this.disarm()
+    // Stops the registry sending what nobody will read (RST_STREAM CANCEL); the connection stays.
+    if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_CANCEL)
+    callback(e)
+  }
+
+  /** (Re)starts the gap timer: a cleared timer cannot be refreshed. */
+  private arm(): void {
+    if (this.gap) this.gap.refresh()
+    else
+      this.gap = setTimeout(() => {
+        this.onStall()
+        this.destroy(new errors.BodyTimeoutError())
+      }, this.gapMs)
+  }
+
+  private disarm(): void {
+    clearTimeout(this.gap)
+    this.gap = undefined
+  }
+}
+
+const CUT_SHORT = 'the connection closed before the end of the answer'
+
+/** A transient HTTP/2 failure of our own wording, classed with Node's stream errors. */
+function streamError(message: string): Error {
+  return Object.assign(new Error(message), { code: 'ERR_HTTP2_STREAM_ERROR' })
 }
 
 function ignore(): void {}

@@ -285,8 +285,9 @@ export class Transport {
         signal,
         // undici closes the connection after a HEAD unless told otherwise, in case a server sends
         // a body anyway (nodejs/undici#258); registries do not, and every tag and blob check
-        // would cost a new connection (a TLS handshake on HTTPS). Bytes where the next answer
-        // should start fail that request as a broken connection, which is retried.
+        // would cost a new connection (a TLS handshake on HTTPS). A body that comes with the
+        // answer makes undici drop the connection; one that comes later fails the next request
+        // on it with a parse error.
         ...(method === 'HEAD' ? { reset: false } : {})
       })
       // Only the proxy answers 407 to a plain-HTTP request sent through it.
