@@ -11,7 +11,7 @@ import {
   readSetup,
   runMerges,
   tuneRuntime
-} from "./chunks/chunk-H4O2S6B3.js";
+} from "./chunks/chunk-YAVQEGBK.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // node_modules/@actions/core/lib/command.js

@@ -194,6 +194,13 @@ async function startFront(
   return front
 }
 
+/** The sha256 digest of everything `body` yields. */
+async function digestOf(body: AsyncIterable<unknown>): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of body) hash.update(chunk as Buffer)
+  return `sha256:${hash.digest('hex')}`
+}
+
 let reg: TestRegistry
 let reg2: TestRegistry
 let images: PushedImage[]
@@ -432,9 +439,7 @@ describe('HTTP/2', () => {
       expect(ex.status).toBe(200)
       ex.body.pause()
       await new Promise((r) => setTimeout(r, 1000))
-      const hash = createHash('sha256')
-      for await (const chunk of ex.body) hash.update(chunk as Buffer)
-      expect(`sha256:${hash.digest('hex')}`).toBe(big.layer)
+      expect(await digestOf(ex.body)).toBe(big.layer)
       expect(relay.tlsConnections).toBe(1)
     } finally {
       await t.close()
@@ -466,9 +471,7 @@ describe('HTTP/2', () => {
       expect(isTransientError(err)).toBe(true)
       // The next request opens a new connection and gets the whole blob.
       const again = await t.exchange('GET', url, {}, undefined, 5000)
-      const hash = createHash('sha256')
-      for await (const chunk of again.body) hash.update(chunk as Buffer)
-      expect(`sha256:${hash.digest('hex')}`).toBe(big.layer)
+      expect(await digestOf(again.body)).toBe(big.layer)
       expect(relay.tlsConnections).toBe(2)
     } finally {
       await t.close()

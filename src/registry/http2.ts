@@ -108,13 +108,14 @@ export class Http2Sessions {
     request: Omit<Http2Request, 'session'>,
     stop?: AbortSignal
   ): Promise<Http2Answer> {
-    const replayable =
-      !request.body || typeof request.body === 'string' || request.body instanceof Uint8Array
+    const replayable = !(request.body instanceof Readable)
     for (let attempt = 1; ; attempt++) {
       const used = session
-      // A silent stream may mean a dead connection (a NAT that forgot it): later requests get a
-      // new one, as they would a new socket on HTTP/1.1.
-      const onStall = (): void => this.retire(request.url.origin, used)
+      // A silent stream may mean a dead connection (a NAT that forgot it): closed, it takes no
+      // new stream, and `session()` opens another, as HTTP/1.1 would open a new socket.
+      const onStall = (): void => {
+        if (!used.closed) used.close()
+      }
       try {
         return await requestH2({ ...request, session, onStall })
       } catch (e) {
@@ -159,15 +160,6 @@ export class Http2Sessions {
 
   private forget(origin: string, pending: Promise<unknown>): void {
     if (this.sessions.get(origin) === pending) this.sessions.delete(origin)
-  }
-
-  /** No new stream goes on `session`; those under way finish or time out on their own. */
-  private retire(origin: string, session: ClientHttp2Session): void {
-    const pending = this.sessions.get(origin)
-    void pending?.then((current) => {
-      if (current === session) this.forget(origin, pending)
-    })
-    if (!session.closed) session.close()
   }
 
   /** A TLS handshake offering h2 first; its answer decides how the origin is spoken to. */

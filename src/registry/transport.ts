@@ -260,8 +260,8 @@ export class Transport {
   ): Promise<Exchange> {
     this.requestCount++
     const { dispatcher, proxy } = this.route(url)
-    const session =
-      !proxy && url.protocol === 'https:' ? await this.h2?.session(url, stop) : undefined
+    const h2 = !proxy && url.protocol === 'https:' ? this.h2 : undefined
+    const session = await h2?.session(url, stop)
     // undici's own timers tick about every half second, so a short timeout (or what is left of
     // the budget) gets a native timer too. Not with a streamed body: its upload may take longer.
     const replayable = body === undefined || typeof body === 'string' || body instanceof Uint8Array
@@ -270,10 +270,10 @@ export class Transport {
     const signals = [ac?.signal, stop].filter((x): x is AbortSignal => x !== undefined)
     const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0]
     try {
-      if (session) {
+      if (h2 && session) {
         const bodyGapMs = this.opts.requestTimeoutMs
         const request = { method, url, headers, body, timeoutMs: headersTimeout, bodyGapMs, signal }
-        return await this.h2!.send(session, request, stop)
+        return await h2.send(session, request, stop)
       }
       const res = await dispatcher.request({
         origin: url.origin,
