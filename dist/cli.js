@@ -11,9 +11,8 @@ import {
   outputsOf,
   readPlanFile,
   readSetup,
-  runMerges,
-  tuneRuntime
-} from "./chunks/chunk-YAVQEGBK.js";
+  runMerges
+} from "./chunks/chunk-HFBTJ2LR.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // src/version.ts
@@ -375,7 +374,6 @@ function envName(input) {
 }
 
 // src/cli.ts
-tuneRuntime();
 process.exitCode = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,

@@ -9,9 +9,8 @@ import {
   misnamedInputs,
   outputsOf,
   readSetup,
-  runMerges,
-  tuneRuntime
-} from "./chunks/chunk-YAVQEGBK.js";
+  runMerges
+} from "./chunks/chunk-HFBTJ2LR.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // node_modules/@actions/core/lib/command.js
@@ -578,5 +577,4 @@ async function writeSummary(results, dryRun, fromPlan) {
 }
 
 // src/index.ts
-tuneRuntime();
 await run();

@@ -1,9 +1,6 @@
 #!/usr/bin/env node
 // The command line's entry point: `multiarch-merge` (package.json bin).
 import { runCli } from './cli/main.js'
-import { tuneRuntime } from './runtime.js'
-
-tuneRuntime()
 
 process.exitCode = await runCli(process.argv.slice(2), {
   stdout: process.stdout,

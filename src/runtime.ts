@@ -7,8 +7,8 @@ import { setFlagsFromString } from 'node:v8'
  * after a small budget, which a short run never earns back: about 0.2 s of CPU and 35 MB, and
  * the process waits for those jobs before it can exit. A budget this large is spent only by a
  * long copy of big blobs, which then gets TurboFan as before. (Node 24 ignores --liftoff-only
- * set at run time; the budget works on 20 and 24.) Called before the first connection, when
- * undici compiles the parser.
+ * set at run time; the budget works on 20 and 24.) Called when undici is loaded (requests through
+ * a proxy), before its first connection compiles the parser.
  */
 export function tuneRuntime(): void {
   setFlagsFromString('--wasm-tiering-budget=1000000000')

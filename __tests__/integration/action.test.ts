@@ -2,7 +2,7 @@
 // GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runAction } from '../helpers/action.js'
@@ -67,6 +67,39 @@ describe('node dist/index.js', () => {
       )
       expect(run.summary).toMatch(/<table>/)
       expect(run.summary).toContain(amd.attestationDigest)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('talks to a plain-HTTP registry without loading TLS, HTTP/2 or undici', async () => {
+    const amd = await pushImage(a, 'e2e/lean', { arch: 'amd64', seed: 'l1' })
+    const arm = await pushImage(a, 'e2e/lean', { arch: 'arm64', seed: 'l1' })
+    const dir = await mkdtemp(join(tmpdir(), 'lean-'))
+    const list = join(dir, 'modules')
+    const preload = join(dir, 'modules.cjs')
+    // Node's own record of the built-in modules the process loaded, written as it exits.
+    await writeFile(
+      preload,
+      `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')))`
+    )
+    try {
+      const run = await runAction(
+        {
+          tags: `${a.host}/e2e/lean:1`,
+          sources: `${a.host}/e2e/lean@${amd.digest}\n${a.host}/e2e/lean@${arm.digest}`
+        },
+        { NODE_OPTIONS: `--require ${preload}` }
+      )
+      expect(run.code).toBe(0)
+      expect((await getManifest(a, 'e2e/lean', '1'))?.digest).toBe(run.outputs.digest)
+      const loaded = (await readFile(list, 'utf8')).split('\n')
+      expect(loaded).toContain('NativeModule http')
+      // tls and http2 are for HTTPS registries; assert is the first thing undici (proxies
+      // only) requires, v8 is what loading it tunes, and Node's own undici is what an ESM
+      // import of node:http would pull in.
+      const unwanted = ['tls', 'http2', 'assert', 'v8', 'internal/deps/undici/undici']
+      expect(loaded.filter((m) => unwanted.some((u) => m === `NativeModule ${u}`))).toEqual([])
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

@@ -141,9 +141,9 @@ describe('retries', () => {
       expect(res.text).toBe('ok')
     }
     expect(reasons).toEqual([
-      'UND_ERR_SOCKET (other side closed)',
-      'UND_ERR_SOCKET (other side closed)',
-      'UND_ERR_SOCKET (other side closed)',
+      'ECONNRESET (the registry closed the connection without an answer)',
+      'ECONNRESET (the registry closed the connection without an answer)',
+      'ECONNRESET (the connection closed before the end of the answer)',
       'UND_ERR_HEADERS_TIMEOUT (Headers Timeout Error)'
     ])
     await t2.close()

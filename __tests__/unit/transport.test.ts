@@ -137,6 +137,90 @@ describe('Transport', () => {
     }
   })
 
+  it('sends Host as the URL has it, Content-Length for whole bodies, and reads repeated headers', async () => {
+    const seen: Array<{ method?: string; host?: string; length?: string; body: string }> = []
+    const port = await listen(
+      createServer((req, res) => {
+        let body = ''
+        req.on('data', (d: Buffer) => (body += d.toString()))
+        req.on('end', () => {
+          seen.push({
+            method: req.method,
+            host: req.headers.host,
+            length: req.headers['content-length'],
+            body
+          })
+          // Two challenges in two fields, as a registry offering Bearer and Basic may send them.
+          res.setHeader('www-authenticate', ['Bearer realm="https://t.example/token"', 'Basic'])
+          res.setHeader('x-once', 'one')
+          res.end('ok')
+        })
+      })
+    )
+    const t = transport()
+    try {
+      const url = new URL(`http://127.0.0.1:${port}/v2/x/blobs/uploads/`)
+      const empty = await t.exchange('POST', url, {}, undefined, 5000)
+      expect(empty.headers['www-authenticate']).toEqual([
+        'Bearer realm="https://t.example/token"',
+        'Basic'
+      ])
+      expect(empty.headers['x-once']).toBe('one')
+      await discardBody(empty, 5000)
+      const put = await t.exchange('PUT', url, {}, new TextEncoder().encode('12345'), 5000)
+      await discardBody(put, 5000)
+      expect(seen).toEqual([
+        { method: 'POST', host: `127.0.0.1:${port}`, length: '0', body: '' },
+        { method: 'PUT', host: `127.0.0.1:${port}`, length: '5', body: '12345' }
+      ])
+    } finally {
+      await t.close()
+    }
+  })
+
+  it('waits for a reader that is slower than the request timeout, and fails a body cut short', async () => {
+    const port = await listen(
+      createServer((req, res) => {
+        res.setHeader('content-length', '8')
+        res.write('1234')
+        if (req.url === '/cut') setTimeout(() => req.socket.destroy(), 50)
+        else setTimeout(() => res.end('5678'), 50)
+      })
+    )
+    const t = new Transport({
+      maxConcurrency: 2,
+      requestTimeoutMs: 200,
+      insecureHosts: new Set(),
+      env: {}
+    })
+    try {
+      const slow = await t.exchange(
+        'GET',
+        new URL(`http://127.0.0.1:${port}/whole`),
+        {},
+        undefined,
+        200
+      )
+      // Unread for twice the request timeout: the registry is not the one stalling.
+      await new Promise((r) => setTimeout(r, 400))
+      expect(Buffer.from(await readBody(slow, 1024, 200)).toString()).toBe('12345678')
+      const cut = await t.exchange(
+        'GET',
+        new URL(`http://127.0.0.1:${port}/cut`),
+        {},
+        undefined,
+        200
+      )
+      const err = await readBody(cut, 1024, 200).catch((e: unknown) => e)
+      expect(isTransientError(err)).toBe(true)
+      expect(describeFailure(err)).toBe(
+        'ECONNRESET (the connection closed before the end of the answer)'
+      )
+    } finally {
+      await t.close()
+    }
+  })
+
   it('names the proxy when it answers CONNECT with 502, and retries that', async () => {
     const connects: string[] = []
     const port = await listen(

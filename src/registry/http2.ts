@@ -3,17 +3,17 @@
 // nothing else up. Not undici's h2 client: in undici 7 it sends a POST or PUT only when nothing
 // else is in flight on the connection, opens a connection per request while the first handshake
 // runs (nodejs/undici#4143), and a 100 MiB copy through it grew without bound in our trial.
-import {
-  connect as connectH2,
-  constants,
-  type ClientHttp2Session,
-  type ClientHttp2Stream,
-  type OutgoingHttpHeaders
-} from 'node:http2'
+import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from 'node:http2'
 import { isIP } from 'node:net'
 import { Readable } from 'node:stream'
-import { connect as connectTls, type TLSSocket } from 'node:tls'
-import { errors } from './undici.js'
+import type { TLSSocket } from 'node:tls'
+import { http2, tls } from './builtins.js'
+import { ResponseBody } from './response-body.js'
+import { connectTimeout, headersTimeout, reasonOf } from './timeouts.js'
+
+/** RST_STREAM codes (RFC 9113 §7). */
+const REFUSED_STREAM = 0x7
+const CANCEL = 0x8
 
 /**
  * A stream's receive window: what a paused body may hold unread. 4 MiB keeps a download at
@@ -166,7 +166,7 @@ export class Http2Sessions {
   private open(url: URL): Promise<ClientHttp2Session | undefined> {
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
     return new Promise((resolve, reject) => {
-      const socket = connectTls({
+      const socket = tls().connect({
         host,
         port: Number(url.port || 443),
         // SNI carries host names only (RFC 6066); Node warns when given an address.
@@ -174,10 +174,7 @@ export class Http2Sessions {
         ALPNProtocols: ['h2', 'http/1.1'],
         rejectUnauthorized: !this.opts.insecure(url.host)
       })
-      const timer = setTimeout(
-        () => socket.destroy(new errors.ConnectTimeoutError()),
-        this.opts.requestTimeoutMs
-      )
+      const timer = setTimeout(() => socket.destroy(connectTimeout()), this.opts.requestTimeoutMs)
       const failed = (e: Error): void => {
         clearTimeout(timer)
         reject(e)
@@ -203,7 +200,7 @@ export class Http2Sessions {
 
   private start(url: URL, socket: TLSSocket): ClientHttp2Session {
     socket.setKeepAlive(true, 60_000)
-    const session = connectH2(url.origin, {
+    const session = http2().connect(url.origin, {
       createConnection: () => socket,
       settings: {
         enablePush: false,
@@ -259,7 +256,7 @@ export function requestH2(request: Http2Request): Promise<Http2Answer> {
     }
     let answered: ResponseBody | undefined
     const fail = (e: Error): void => {
-      if (!answered) reject(stream.rstCode === constants.NGHTTP2_REFUSED_STREAM ? refused(e) : e)
+      if (!answered) reject(stream.rstCode === REFUSED_STREAM ? refused(e) : e)
       else answered.destroy(e)
       stream.destroy(e)
     }
@@ -276,7 +273,7 @@ export function requestH2(request: Http2Request): Promise<Http2Answer> {
     stream.setTimeout(timeoutMs, () => {
       if (answered) return
       onStall?.()
-      fail(new errors.HeadersTimeoutError())
+      fail(headersTimeout())
     })
     stream.once('close', () => {
       signal?.removeEventListener('abort', onAbort)
@@ -285,7 +282,18 @@ export function requestH2(request: Http2Request): Promise<Http2Answer> {
     stream.once('response', (received) => {
       if (answered) return
       stream.setTimeout(0)
-      answered = new ResponseBody(stream, bodyGapMs, () => onStall?.())
+      answered = new ResponseBody({
+        stream,
+        // Ended by the registry (END_STREAM) has no reset code; a closed connection has one.
+        complete: () => !stream.rstCode,
+        // Stops the registry sending what nobody will read (RST_STREAM CANCEL); the connection stays.
+        cancel: () => {
+          if (!stream.destroyed) stream.close(CANCEL)
+        },
+        gapMs: bodyGapMs,
+        onStall,
+        cutCode: 'ERR_HTTP2_STREAM_ERROR'
+      })
       const out: Http2Answer['headers'] = {}
       for (const [name, value] of Object.entries(received))
         if (!name.startsWith(':')) out[name] = value
@@ -306,71 +314,6 @@ export function requestH2(request: Http2Request): Promise<Http2Answer> {
     }
   })
 }
-
-/**
- * A response body read from an HTTP/2 stream, with undici's guarantees: it ends only when the
- * registry ended it (a connection closed mid-body, which Node reports as a plain end or not at
- * all, is an error worth another attempt), and its gap timer runs only while the reader wants
- * data (a copy whose upload is slower than its download is not a stalled registry).
- */
-class ResponseBody extends Readable {
-  private gap?: NodeJS.Timeout
-
-  constructor(
-    private readonly stream: ClientHttp2Stream,
-    private readonly gapMs: number,
-    private readonly onStall: () => void
-  ) {
-    super()
-    this.arm()
-    stream.on('data', (chunk: Buffer) => {
-      this.arm()
-      if (!this.push(chunk)) {
-        stream.pause()
-        this.disarm()
-      }
-    })
-    stream.once('end', () => {
-      this.disarm()
-      // Ended by the registry (END_STREAM) has no reset code; a closed connection has one.
-      if (stream.rstCode) this.destroy(streamError(CUT_SHORT))
-      else this.push(null)
-    })
-    stream.once('close', () => {
-      if (!this.destroyed && !stream.readableEnded) this.destroy(streamError(CUT_SHORT))
-    })
-  }
-
-  override _read(): void {
-    if (!this.stream.isPaused()) return
-    this.arm()
-    this.stream.resume()
-  }
-
-  override _destroy(e: Error | null, callback: (e?: Error | null) => void): void {
-    this.disarm()
-    // Stops the registry sending what nobody will read (RST_STREAM CANCEL); the connection stays.
-    if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_CANCEL)
-    callback(e)
-  }
-
-  /** (Re)starts the gap timer: a cleared timer cannot be refreshed. */
-  private arm(): void {
-    if (this.gap) this.gap.refresh()
-    else
-      this.gap = setTimeout(() => {
-        this.onStall()
-        this.destroy(new errors.BodyTimeoutError())
-      }, this.gapMs)
-  }
-
-  private disarm(): void {
-    clearTimeout(this.gap)
-    this.gap = undefined
-  }
-}
-
-const CUT_SHORT = 'the connection closed before the end of the answer'
 
 /** A transient HTTP/2 failure of our own wording, classed with Node's stream errors. */
 function streamError(message: string): Error {
@@ -401,10 +344,4 @@ function untilAborted<T>(p: Promise<T>, stop?: AbortSignal): Promise<T> {
     stop.addEventListener('abort', onAbort, { once: true })
     p.then(resolve, reject).finally(() => stop.removeEventListener('abort', onAbort))
   })
-}
-
-/** Why `signal` aborted, as the error a request fails with (as undici rejects with it). */
-function reasonOf(signal?: AbortSignal): Error {
-  const reason: unknown = signal?.reason
-  return reason instanceof Error ? reason : new Error(`aborted: ${String(reason)}`)
 }

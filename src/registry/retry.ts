@@ -22,7 +22,7 @@ export interface RetryOptions {
 
 /** One failed attempt, as the retry decision and the messages see it. */
 export interface Failure {
-  /** "HTTP 503 (UNAVAILABLE: ...)" or "UND_ERR_SOCKET (other side closed)". */
+  /** "HTTP 503 (UNAVAILABLE: ...)" or "ECONNRESET (the registry closed the connection ...)". */
   reason: string
   status?: number
   /** The registry's Retry-After, in ms. */

@@ -1,19 +1,14 @@
-// HTTP exchanges with undici: keep-alive pools per origin, a timeout per exchange, the proxy
-// variables, and body reads that never hold more than their cap. No rules about registries here:
-// see request.ts.
+// HTTP exchanges: HTTP/2 where an HTTPS registry offers it, else HTTP/1.1 on keep-alive
+// connections per origin (Node's own clients for both), undici through a proxy; a timeout per
+// exchange, the proxy variables, and body reads that never hold more than their cap. No rules
+// about registries here: see request.ts.
 import type { Readable } from 'node:stream'
+import { Http1Pool } from './http1.js'
 import { Http2Sessions } from './http2.js'
-import {
-  Agent,
-  buildConnector,
-  errors,
-  Pool,
-  ProxyAgent,
-  type Dispatcher,
-  type PoolOptions
-} from './undici.js'
 import { RegistryError } from './errors.js'
 import { proxyFor, readProxyEnv, type Proxy, type ProxyEnv } from './proxy.js'
+import { bodyTimeout, headersTimeout } from './timeouts.js'
+import type { Dispatcher, PoolOptions, ProxyAgent } from './undici.js'
 
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
 export type Headers = Record<string, string | string[] | undefined>
@@ -22,7 +17,7 @@ export type Body = Uint8Array | string | Readable
 export interface Exchange {
   status: number
   headers: Headers
-  /** undici's body, or an HTTP/2 stream: read it as a Readable. */
+  /** The answer's body (see response-body.ts), or undici's through a proxy. */
   body: Readable
 }
 
@@ -155,17 +150,13 @@ export interface TransportOptions {
   http2?: boolean
 }
 
-/** How one URL is reached: the dispatcher, and the proxy it goes through, if any. */
-interface Route {
-  dispatcher: Dispatcher
-  proxy?: Proxy
-}
-
 export class Transport {
   requestCount = 0
   private readonly proxies: ProxyEnv
-  /** Created on first use: direct or through each proxy, verifying TLS or not. */
-  private readonly dispatchers = new Map<string, Dispatcher>()
+  /** Direct HTTP/1.1, per scheme and certificate check; created on first use. */
+  private readonly pools = new Map<string, Http1Pool>()
+  /** Through each proxy (undici, loaded only then), verifying TLS or not. */
+  private readonly dispatchers = new Map<string, Promise<ProxyAgent>>()
   private readonly pool: PoolOptions
   /** HTTPS registries reached directly; through a proxy, HTTP/1.1 only. */
   private readonly h2?: Http2Sessions
@@ -173,10 +164,7 @@ export class Transport {
   constructor(private readonly opts: TransportOptions) {
     this.pool = {
       keepAliveTimeout: 30_000,
-      // A streamed copy holds one slot but two connections to one origin (source GET paused
-      // by backpressure, target PUT), and token requests bypass the limiter: with only one
-      // connection per slot, a same-registry copy at full concurrency deadlocks.
-      connections: opts.maxConcurrency * 2 + 4,
+      connections: maxConnections(opts.maxConcurrency),
       headersTimeout: opts.requestTimeoutMs,
       bodyTimeout: opts.requestTimeoutMs,
       maxHeaderSize: MAX_HEADER_BYTES
@@ -195,35 +183,34 @@ export class Transport {
     new Set(secrets).forEach((s) => opts.onSecret?.(s))
   }
 
-  private route(url: URL): Route {
-    const proxy = proxyFor(this.proxies, url)
-    if (proxy && 'problem' in proxy) throw new ProxyError(proxy.problem)
+  private http1(url: URL): Http1Pool {
     const insecure = url.protocol === 'https:' && this.opts.insecureHosts.has(url.host)
-    const key = `${proxy?.from ?? 'direct'}${insecure ? ' insecure' : ''}`
-    let dispatcher = this.dispatchers.get(key)
-    if (!dispatcher) {
-      dispatcher = proxy ? this.proxyAgent(proxy, insecure) : this.agent(insecure)
-      this.dispatchers.set(key, dispatcher)
+    const key = `${url.protocol}${insecure ? ' insecure' : ''}`
+    let pool = this.pools.get(key)
+    if (!pool) {
+      const h2 = this.h2
+      pool = new Http1Pool({
+        maxSockets: maxConnections(this.opts.maxConcurrency),
+        connectTimeoutMs: this.opts.requestTimeoutMs,
+        maxHeaderBytes: MAX_HEADER_BYTES,
+        insecure,
+        // An origin that chose HTTP/1.1 in the handshake offering h2 gets that connection first.
+        takeSocket: h2 && ((origin) => h2.takeSocket(origin))
+      })
+      this.pools.set(key, pool)
     }
-    return { dispatcher, proxy }
+    return pool
   }
 
-  private agent(insecure: boolean): Agent {
-    const timeout = this.opts.requestTimeoutMs
-    const connect = buildConnector(insecure ? { timeout, rejectUnauthorized: false } : { timeout })
-    const h2 = this.h2
-    if (!h2) return new Agent({ ...this.pool, connect })
-    return new Agent({
-      ...this.pool,
-      // An origin that chose HTTP/1.1 in the handshake offering h2 gets that connection first.
-      connect: (options, callback) => {
-        const socket = h2.takeSocket(`${options.protocol}//${options.host}`)
-        // Answered later, as a connector does: undici's client, still resuming, would not
-        // send the waiting request if the socket came back at once.
-        if (socket) process.nextTick(callback, null, socket)
-        else connect(options, callback)
-      }
-    })
+  private viaProxy(proxy: Proxy, url: URL): Promise<ProxyAgent> {
+    const insecure = url.protocol === 'https:' && this.opts.insecureHosts.has(url.host)
+    const key = `${proxy.from}${insecure ? ' insecure' : ''}`
+    let dispatcher = this.dispatchers.get(key)
+    if (!dispatcher) {
+      dispatcher = this.proxyAgent(proxy, insecure)
+      this.dispatchers.set(key, dispatcher)
+    }
+    return dispatcher
   }
 
   /**
@@ -231,7 +218,8 @@ export class Transport {
    * docker send them (proxies often allow CONNECT to port 443 only). The registry's TLS options
    * go in `requestTls`: undici ignores `connect` for the tunnelled connection.
    */
-  private proxyAgent(proxy: Proxy, insecure: boolean): ProxyAgent {
+  private async proxyAgent(proxy: Proxy, insecure: boolean): Promise<ProxyAgent> {
+    const { Pool, ProxyAgent } = await import('./undici.js')
     const timeout = this.opts.requestTimeoutMs
     const pool = this.pool
     return new ProxyAgent({
@@ -254,48 +242,28 @@ export class Transport {
     url: URL,
     headers: Record<string, string>,
     body: Body | undefined,
-    headersTimeout: number,
+    timeoutMs: number,
     /** Aborts the exchange, its body included, whatever stage it is at (the step's deadline). */
     stop?: AbortSignal
   ): Promise<Exchange> {
     this.requestCount++
-    const { dispatcher, proxy } = this.route(url)
-    const h2 = !proxy && url.protocol === 'https:' ? this.h2 : undefined
-    const session = await h2?.session(url, stop)
-    // undici's own timers tick about every half second, so a short timeout (or what is left of
-    // the budget) gets a native timer too. Not with a streamed body: its upload may take longer.
+    const proxy = proxyFor(this.proxies, url)
+    if (proxy && 'problem' in proxy) throw new ProxyError(proxy.problem)
+    // A native timer for the whole wait (Node's are per inactivity, undici's tick about every
+    // half second). Not with a streamed body: its upload may take longer.
     const replayable = body === undefined || typeof body === 'string' || body instanceof Uint8Array
     const ac = replayable ? new AbortController() : undefined
-    const timer = ac && setTimeout(() => ac.abort(new errors.HeadersTimeoutError()), headersTimeout)
+    const timer = ac && setTimeout(() => ac.abort(headersTimeout()), timeoutMs)
     const signals = [ac?.signal, stop].filter((x): x is AbortSignal => x !== undefined)
     const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0]
+    const request = { method, url, headers, body, timeoutMs, signal }
+    const bodyGapMs = this.opts.requestTimeoutMs
     try {
-      if (h2 && session) {
-        const bodyGapMs = this.opts.requestTimeoutMs
-        const request = { method, url, headers, body, timeoutMs: headersTimeout, bodyGapMs, signal }
-        return await h2.send(session, request, stop)
-      }
-      const res = await dispatcher.request({
-        origin: url.origin,
-        path: url.pathname + url.search,
-        method,
-        headers,
-        body,
-        headersTimeout,
-        signal,
-        // undici closes the connection after a HEAD unless told otherwise, in case a server sends
-        // a body anyway (nodejs/undici#258); registries do not, and every tag and blob check
-        // would cost a new connection (a TLS handshake on HTTPS). A body that comes with the
-        // answer makes undici drop the connection; one that comes later fails the next request
-        // on it with a parse error.
-        ...(method === 'HEAD' ? { reset: false } : {})
-      })
-      // Only the proxy answers 407 to a plain-HTTP request sent through it.
-      if (proxy && res.statusCode === 407 && url.protocol === 'http:') {
-        drop(res.body)
-        throw proxyRefusal(proxy, url, 407)
-      }
-      return { status: res.statusCode, headers: res.headers, body: res.body }
+      if (proxy) return await this.proxied(await this.viaProxy(proxy, url), proxy, request)
+      const h2 = url.protocol === 'https:' ? this.h2 : undefined
+      const session = await h2?.session(url, stop)
+      if (h2 && session) return await h2.send(session, { ...request, bodyGapMs }, stop)
+      return await this.http1(url).request({ ...request, bodyGapMs })
     } catch (e) {
       throw (proxy && asProxyError(e, proxy, url)) || e
     } finally {
@@ -303,10 +271,57 @@ export class Transport {
     }
   }
 
+  private async proxied(
+    dispatcher: Dispatcher,
+    proxy: Proxy,
+    r: {
+      method: Method
+      url: URL
+      headers: Record<string, string>
+      body?: Body
+      timeoutMs: number
+      signal?: AbortSignal
+    }
+  ): Promise<Exchange> {
+    const { method, url } = r
+    const res = await dispatcher.request({
+      origin: url.origin,
+      path: url.pathname + url.search,
+      method,
+      headers: r.headers,
+      body: r.body,
+      headersTimeout: r.timeoutMs,
+      signal: r.signal,
+      // undici closes the connection after a HEAD unless told otherwise, in case a server sends
+      // a body anyway (nodejs/undici#258); registries do not, and every tag and blob check
+      // would cost a new connection (a TLS handshake on HTTPS). A body that comes with the
+      // answer makes undici drop the connection; one that comes later fails the next request
+      // on it with a parse error.
+      ...(method === 'HEAD' ? { reset: false } : {})
+    })
+    // Only the proxy answers 407 to a plain-HTTP request sent through it.
+    if (res.statusCode === 407 && url.protocol === 'http:') {
+      drop(res.body)
+      throw proxyRefusal(proxy, url, 407)
+    }
+    return { status: res.statusCode, headers: res.headers, body: res.body }
+  }
+
   async close(): Promise<void> {
-    await Promise.all([...this.dispatchers.values()].map((d) => d.close()))
+    for (const pool of this.pools.values()) pool.close()
+    const made = await Promise.all([...this.dispatchers.values()].map((d) => d.catch(() => null)))
+    await Promise.all(made.filter((d) => d !== null).map((d) => d.close()))
     await this.h2?.close()
   }
+}
+
+/**
+ * Connections per origin. A streamed copy holds one slot but two connections to one origin
+ * (source GET paused by backpressure, target PUT), and token requests bypass the limiter: with
+ * only one connection per slot, a same-registry copy at full concurrency deadlocks.
+ */
+function maxConnections(maxConcurrency: number): number {
+  return maxConcurrency * 2 + 4
 }
 
 /** A failure to reach or use the proxy, worded to name it; undefined for any other failure. */
@@ -398,7 +413,7 @@ async function readUpTo(
 ): Promise<Uint8Array | undefined> {
   const chunks: Buffer[] = []
   let total = 0
-  const gap = setTimeout(() => stream.destroy(new errors.BodyTimeoutError()), gapMs)
+  const gap = setTimeout(() => stream.destroy(bodyTimeout()), gapMs)
   try {
     for await (const chunk of stream) {
       gap.refresh()

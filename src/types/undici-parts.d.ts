@@ -1,10 +1,5 @@
 // Types for the parts of undici imported one by one (src/registry/undici.ts): each file's
 // export is the one undici's index exports under that name.
-declare module 'undici/lib/dispatcher/agent.js' {
-  import type { Agent } from 'undici'
-  const agent: typeof Agent
-  export default agent
-}
 declare module 'undici/lib/dispatcher/pool.js' {
   import type { Pool } from 'undici'
   const pool: typeof Pool
@@ -23,14 +18,4 @@ declare module 'undici/lib/dispatcher/dispatcher.js' {
 declare module 'undici/lib/api/index.js' {
   const api: Record<string, unknown>
   export default api
-}
-declare module 'undici/lib/core/errors.js' {
-  import type { errors } from 'undici'
-  const e: typeof errors
-  export default e
-}
-declare module 'undici/lib/core/connect.js' {
-  import type { buildConnector as build } from 'undici'
-  const buildConnector: typeof build
-  export default buildConnector
 }

@@ -1,0 +1,204 @@
+// HTTP/1.1 with Node's own http client: keep-alive connections per origin, and the same timeouts,
+// errors and body guarantees as the HTTP/2 path. Node's parser is native code, where undici's is
+// WebAssembly compiled at every start (with undici's own code, about a third of start-up).
+import type { Agent as HttpAgent, ClientRequest, IncomingMessage } from 'node:http'
+import { connect as connectTcp, isIP, type Socket } from 'node:net'
+import { Readable } from 'node:stream'
+import type { TLSSocket } from 'node:tls'
+import { http, tls } from './builtins.js'
+import { ResponseBody } from './response-body.js'
+import { connectTimeout, headersTimeout, reasonOf } from './timeouts.js'
+
+/** An idle connection closes after this long (or sooner, when the server's Keep-Alive says so). */
+const IDLE_MS = 30_000
+
+export interface Http1Options {
+  /** Connections per origin. */
+  maxSockets: number
+  /** TCP and TLS connect timeout. */
+  connectTimeoutMs: number
+  maxHeaderBytes: number
+  /** HTTPS: certificates are not verified (the user's insecure registry). */
+  insecure: boolean
+  /** HTTPS: a handshake's socket that already chose HTTP/1.1 for this origin (ALPN), if any. */
+  takeSocket?: (origin: string) => TLSSocket | undefined
+}
+
+export interface Http1Request {
+  method: string
+  url: URL
+  headers: Record<string, string>
+  body?: Uint8Array | string | Readable
+  /** Inactivity while sending, and the wait for the answer. */
+  timeoutMs: number
+  /** The longest gap in the body. */
+  bodyGapMs: number
+  /** Aborts the request and its body at any stage. */
+  signal?: AbortSignal
+}
+
+export interface Http1Answer {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: Readable
+}
+
+/** The keep-alive connections to HTTP/1.1 origins of one kind (plain HTTP, HTTPS, insecure). */
+export class Http1Pool {
+  private readonly agent: HttpAgent
+  /** TLS sessions per host:port, for resumption on the next connection. */
+  private readonly tlsSessions = new Map<string, Buffer>()
+
+  constructor(private readonly opts: Http1Options) {
+    this.agent = new (http().Agent)({
+      keepAlive: true,
+      keepAliveMsecs: 60_000,
+      maxSockets: opts.maxSockets,
+      timeout: IDLE_MS
+    })
+    // Connections are ours to make: HTTPS ones too (the agent is an http.Agent), a handshake's
+    // socket taken over, and a connect timeout, which Node's agent does not have.
+    this.agent.createConnection = (options: {
+      host?: string
+      port?: number | string
+      https?: boolean
+    }) => this.connect(String(options.host), Number(options.port), !!options.https)
+  }
+
+  request(r: Http1Request): Promise<Http1Answer> {
+    const { method, url, body, timeoutMs, bodyGapMs, signal } = r
+    const https = url.protocol === 'https:'
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(reasonOf(signal))
+        return
+      }
+      let req: ClientRequest
+      try {
+        req = http().request({
+          agent: this.agent,
+          hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+          port: Number(url.port || (https ? 443 : 80)),
+          path: url.pathname + url.search,
+          method,
+          // Host as the URL has it (the default port left out), not as the agent would make it.
+          headers: { ...r.headers, host: url.host },
+          setHost: false,
+          maxHeaderSize: this.opts.maxHeaderBytes,
+          // Read by createConnection: the agent is an http.Agent for both.
+          ...{ https }
+        })
+      } catch (e) {
+        // A header value Node refuses (a control character): nothing was sent.
+        reject(e instanceof Error ? e : new Error(String(e)))
+        return
+      }
+      let answered: ResponseBody | undefined
+      let response: IncomingMessage | undefined
+      const fail = (e: Error): void => {
+        if (!answered) reject(e)
+        // Once the answer is whole, what the connection does next is no concern of this exchange
+        // (bytes after an answer to a HEAD, as Go's "HTTP request to an HTTPS server" sends).
+        else if (!response?.complete) answered.destroy(e)
+        req.destroy(e)
+      }
+      const onAbort = (): void => fail(reasonOf(signal))
+      signal?.addEventListener('abort', onAbort, { once: true })
+      const done = (): void => signal?.removeEventListener('abort', onAbort)
+      // Node's "socket hang up" is the registry closing the connection before any answer.
+      req.on('error', (e: Error) => fail(e.message === 'socket hang up' ? cutBeforeAnswer() : e))
+      req.once('close', () => {
+        if (!answered) fail(cutBeforeAnswer())
+      })
+      // Inactivity while sending or waiting for the answer; the body has its own gap timer.
+      req.setTimeout(timeoutMs, () => {
+        if (!answered) fail(headersTimeout())
+      })
+      req.once('response', (res: IncomingMessage) => {
+        response = res
+        req.setTimeout(0)
+        answered = new ResponseBody({
+          stream: res,
+          complete: () => res.complete,
+          // A body not read to its end leaves its connection unusable: it closes.
+          cancel: () => {
+            if (!res.complete) res.destroy()
+          },
+          gapMs: bodyGapMs,
+          cutCode: 'ECONNRESET'
+        })
+        answered.once('close', done)
+        resolve({ status: res.statusCode ?? 0, headers: headersOf(res), body: answered })
+      })
+
+      if (body === undefined || typeof body === 'string' || body instanceof Uint8Array) {
+        // Node sets Content-Length for a body given whole, as registries require.
+        req.end(body)
+        return
+      }
+      body.once('error', (e) => fail(e))
+      body.once('close', () => {
+        if (body.readableEnded) return
+        // The source stopped early: a request not yet answered fails; one already answered (the
+        // registry refused before reading it all) ends, and its connection is not used again.
+        if (!answered) fail(new Error('the upload stopped before its end'))
+        else if (!req.writableEnded) {
+          req.shouldKeepAlive = false
+          req.end()
+        }
+      })
+      body.pipe(req)
+    })
+  }
+
+  /** Closes every connection: the run is over (idle ones would not hold the process anyway). */
+  close(): void {
+    this.agent.destroy()
+  }
+
+  private connect(host: string, port: number, https: boolean): Socket {
+    const timeout = this.opts.connectTimeoutMs
+    if (!https) {
+      return withTimeout(connectTcp({ host, port }), 'connect', timeout)
+    }
+    const origin = new URL(`https://${isIP(host) === 6 ? `[${host}]` : host}:${port}`).origin
+    const spare = this.opts.takeSocket?.(origin)
+    if (spare) return spare
+    const key = `${host}:${port}`
+    const socket = tls().connect({
+      host,
+      port,
+      // SNI carries host names only (RFC 6066); Node warns when given an address.
+      servername: isIP(host) ? undefined : host,
+      ALPNProtocols: ['http/1.1'],
+      rejectUnauthorized: !this.opts.insecure,
+      session: this.tlsSessions.get(key)
+    })
+    socket.on('session', (session: Buffer) => this.tlsSessions.set(key, session))
+    return withTimeout(socket, 'secureConnect', timeout)
+  }
+}
+
+/** Fails `socket` with a connect timeout unless `event` (connected) comes first. */
+function withTimeout<S extends Socket>(socket: S, event: string, ms: number): S {
+  const timer = setTimeout(() => socket.destroy(connectTimeout()), ms)
+  const clear = (): void => clearTimeout(timer)
+  socket.once(event, clear)
+  socket.once('close', clear)
+  return socket
+}
+
+/** Headers as undici gave them: a string, or an array for a header sent more than once. */
+function headersOf(res: IncomingMessage): Http1Answer['headers'] {
+  const out: Http1Answer['headers'] = {}
+  for (const [name, values] of Object.entries(res.headersDistinct))
+    if (values) out[name] = values.length === 1 ? values[0] : values
+  return out
+}
+
+/** The connection closed before any answer: transient, as a reset is. */
+function cutBeforeAnswer(): Error {
+  return Object.assign(new Error('the registry closed the connection without an answer'), {
+    code: 'ECONNRESET'
+  })
+}
