@@ -12,7 +12,7 @@ import {
   readPlanFile,
   readSetup,
   runMerges
-} from "./chunks/chunk-HFBTJ2LR.js";
+} from "./chunks/chunk-TVAHJRQA.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // src/version.ts

@@ -10,7 +10,7 @@ import {
   outputsOf,
   readSetup,
   runMerges
-} from "./chunks/chunk-HFBTJ2LR.js";
+} from "./chunks/chunk-TVAHJRQA.js";
 import "./chunks/chunk-XIWSUFZL.js";
 
 // node_modules/@actions/core/lib/command.js

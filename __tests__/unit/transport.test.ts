@@ -1,16 +1,19 @@
 import { afterAll, describe, expect, it } from '@jest/globals'
+import { getEventListeners } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import {
   createServer as createNetServer,
   type AddressInfo,
   type Server as NetServer
 } from 'node:net'
+import { PassThrough, Readable } from 'node:stream'
 import { parseChallenges } from '../../src/registry/challenge.js'
 import { retryAfterMs } from '../../src/registry/retry.js'
 import { dockerConfigCredential } from '../../src/registry/credentials.js'
 import {
   describeFailure,
   discardBody,
+  drop,
   isTransientError,
   ProxyError,
   readBody,
@@ -219,6 +222,99 @@ describe('Transport', () => {
     } finally {
       await t.close()
     }
+  })
+
+  describe('connections left behind', () => {
+    /** A server that counts its open connections. */
+    const counted = async (
+      handler: Parameters<typeof createServer>[1]
+    ): Promise<{ port: number; open: () => number }> => {
+      let open = 0
+      const server = createServer(handler)
+      server.on('connection', (s) => {
+        open++
+        s.on('close', () => open--)
+      })
+      return { port: await listen(server), open: () => open }
+    }
+    /** Waits (up to 2 s) for `check` to hold; the outcome is asserted, not the time. */
+    const until = async (check: () => boolean): Promise<void> => {
+      for (let i = 0; i < 40 && !check(); i++) await new Promise((r) => setTimeout(r, 50))
+    }
+    // maxConcurrency 1: six connections per origin, all of them lost before the fix.
+    const small = (): Transport =>
+      new Transport({
+        maxConcurrency: 1,
+        requestTimeoutMs: 1000,
+        insecureHosts: new Set(),
+        env: {}
+      })
+
+    it('closes the connection of an answer dropped unread, even when every byte has come', async () => {
+      const srv = await counted((_req, res) => {
+        res.setHeader('content-length', '90000')
+        res.end(Buffer.alloc(90_000, 97))
+      })
+      const t = small()
+      try {
+        const url = new URL(`http://127.0.0.1:${srv.port}/blob`)
+        for (let i = 0; i < 7; i++) {
+          const ex = await t.exchange('GET', url, {}, undefined, 1000)
+          // Every byte arrives, and nobody reads them.
+          await new Promise((r) => setTimeout(r, 50))
+          drop(ex.body)
+        }
+        await until(() => srv.open() === 0)
+        expect(srv.open()).toBe(0)
+        const ex = await t.exchange('GET', url, {}, undefined, 1000)
+        expect((await readBody(ex, 100_000, 1000)).length).toBe(90_000)
+      } finally {
+        await t.close()
+      }
+    })
+
+    it('closes a connection whose upload was answered early, once the answer is read', async () => {
+      const srv = await counted((req, res) => {
+        // Answered before the body is read, the connection kept (Node's server and nginx do).
+        res.statusCode = req.method === 'PUT' ? 401 : 200
+        res.end(req.method === 'PUT' ? 'denied' : 'ok')
+      })
+      const t = small()
+      try {
+        const url = new URL(`http://127.0.0.1:${srv.port}/upload`)
+        const source = new PassThrough()
+        source.write(Buffer.alloc(1000))
+        const headers = { 'content-length': '1000000' }
+        const ex = await t.exchange('PUT', url, headers, source, 1000)
+        expect(ex.status).toBe(401)
+        await discardBody(ex, 1000)
+        source.destroy() // as request.ts does once the answer is in
+        await until(() => srv.open() === 0)
+        expect(srv.open()).toBe(0)
+      } finally {
+        await t.close()
+      }
+    })
+
+    it('leaves no listener on the step signal for uploads that failed', async () => {
+      const srv = await counted((req) => req.socket.destroy())
+      const t = small()
+      const stop = new AbortController()
+      try {
+        for (let i = 0; i < 12; i++) {
+          const body = Readable.from([Buffer.alloc(10)])
+          const url = new URL(`http://127.0.0.1:${srv.port}/x`)
+          const headers = { 'content-length': '10' }
+          const failed = await t
+            .exchange('PUT', url, headers, body, 1000, stop.signal)
+            .catch((e: unknown) => e)
+          expect(isTransientError(failed)).toBe(true)
+        }
+        expect(getEventListeners(stop.signal, 'abort')).toHaveLength(0)
+      } finally {
+        await t.close()
+      }
+    })
   })
 
   it('names the proxy when it answers CONNECT with 502, and retries that', async () => {

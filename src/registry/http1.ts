@@ -3,11 +3,11 @@
 // WebAssembly compiled at every start (with undici's own code, about a third of start-up).
 import type { Agent as HttpAgent, ClientRequest, IncomingMessage } from 'node:http'
 import { connect as connectTcp, isIP, type Socket } from 'node:net'
-import { Readable } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import { http, tls } from './builtins.js'
 import { ResponseBody } from './response-body.js'
 import { connectTimeout, headersTimeout, reasonOf } from './timeouts.js'
+import type { Exchange, WireRequest } from './transport.js'
 
 /** An idle connection closes after this long (or sooner, when the server's Keep-Alive says so). */
 const IDLE_MS = 30_000
@@ -22,25 +22,6 @@ export interface Http1Options {
   insecure: boolean
   /** HTTPS: a handshake's socket that already chose HTTP/1.1 for this origin (ALPN), if any. */
   takeSocket?: (origin: string) => TLSSocket | undefined
-}
-
-export interface Http1Request {
-  method: string
-  url: URL
-  headers: Record<string, string>
-  body?: Uint8Array | string | Readable
-  /** Inactivity while sending, and the wait for the answer. */
-  timeoutMs: number
-  /** The longest gap in the body. */
-  bodyGapMs: number
-  /** Aborts the request and its body at any stage. */
-  signal?: AbortSignal
-}
-
-export interface Http1Answer {
-  status: number
-  headers: Record<string, string | string[] | undefined>
-  body: Readable
 }
 
 /** The keep-alive connections to HTTP/1.1 origins of one kind (plain HTTP, HTTPS, insecure). */
@@ -65,7 +46,7 @@ export class Http1Pool {
     }) => this.connect(String(options.host), Number(options.port), !!options.https)
   }
 
-  request(r: Http1Request): Promise<Http1Answer> {
+  request(r: WireRequest): Promise<Exchange> {
     const { method, url, body, timeoutMs, bodyGapMs, signal } = r
     const https = url.protocol === 'https:'
     return new Promise((resolve, reject) => {
@@ -95,8 +76,13 @@ export class Http1Pool {
       }
       let answered: ResponseBody | undefined
       let response: IncomingMessage | undefined
+      // The step's signal lives longer than any request: its listener goes with the exchange.
+      const done = (): void => signal?.removeEventListener('abort', onAbort)
       const fail = (e: Error): void => {
-        if (!answered) reject(e)
+        if (!answered) {
+          done()
+          reject(e)
+        }
         // Once the answer is whole, what the connection does next is no concern of this exchange
         // (bytes after an answer to a HEAD, as Go's "HTTP request to an HTTPS server" sends).
         else if (!response?.complete) answered.destroy(e)
@@ -104,7 +90,6 @@ export class Http1Pool {
       }
       const onAbort = (): void => fail(reasonOf(signal))
       signal?.addEventListener('abort', onAbort, { once: true })
-      const done = (): void => signal?.removeEventListener('abort', onAbort)
       // Node's "socket hang up" is the registry closing the connection before any answer.
       req.on('error', (e: Error) => fail(e.message === 'socket hang up' ? cutBeforeAnswer() : e))
       req.once('close', () => {
@@ -121,8 +106,10 @@ export class Http1Pool {
           stream: res,
           complete: () => res.complete,
           // A body not read to its end leaves its connection unusable: it closes.
+          // Node hands a connection back only once its answer was read to the end: one that
+          // nobody reads to the end (even with every byte received) must close, or it is lost.
           cancel: () => {
-            if (!res.complete) res.destroy()
+            if (!res.readableEnded) res.destroy()
           },
           gapMs: bodyGapMs,
           cutCode: 'ECONNRESET'
@@ -140,20 +127,28 @@ export class Http1Pool {
       body.once('close', () => {
         if (body.readableEnded) return
         // The source stopped early: a request not yet answered fails; one already answered (the
-        // registry refused before reading it all) ends, and its connection is not used again.
+        // registry refused before reading it all) leaves its connection half-sent, which closes
+        // once the answer is read (Node would neither reuse nor close it).
         if (!answered) fail(new Error('the upload stopped before its end'))
-        else if (!req.writableEnded) {
+        else if (!req.writableFinished) {
           req.shouldKeepAlive = false
-          req.end()
+          if (response?.readableEnded) req.destroy()
+          else response?.once('end', () => req.destroy())
         }
       })
       body.pipe(req)
     })
   }
 
-  /** Closes every connection: the run is over (idle ones would not hold the process anyway). */
+  /**
+   * Closes idle connections now; one still carrying an exchange gets a second to finish, as an
+   * HTTP/2 session does. (Idle connections are unref'd: they never hold the process open.)
+   */
   close(): void {
-    this.agent.destroy()
+    for (const sockets of Object.values(this.agent.freeSockets))
+      sockets?.forEach((s) => s.destroy())
+    const active = Object.values(this.agent.sockets).some((sockets) => sockets?.length)
+    if (active) setTimeout(() => this.agent.destroy(), 1000).unref()
   }
 
   private connect(host: string, port: number, https: boolean): Socket {
@@ -189,8 +184,8 @@ function withTimeout<S extends Socket>(socket: S, event: string, ms: number): S 
 }
 
 /** Headers as undici gave them: a string, or an array for a header sent more than once. */
-function headersOf(res: IncomingMessage): Http1Answer['headers'] {
-  const out: Http1Answer['headers'] = {}
+function headersOf(res: IncomingMessage): Exchange['headers'] {
+  const out: Exchange['headers'] = {}
   for (const [name, values] of Object.entries(res.headersDistinct))
     if (values) out[name] = values.length === 1 ? values[0] : values
   return out

@@ -10,6 +10,7 @@ import type { TLSSocket } from 'node:tls'
 import { http2, tls } from './builtins.js'
 import { ResponseBody } from './response-body.js'
 import { connectTimeout, headersTimeout, reasonOf } from './timeouts.js'
+import type { Exchange, WireRequest } from './transport.js'
 
 /** RST_STREAM codes (RFC 9113 §7). */
 const REFUSED_STREAM = 0x7
@@ -45,26 +46,10 @@ export interface Http2Options {
 /** How often a request the registry did not process is sent again before its failure counts. */
 const MAX_UNPROCESSED_RESENDS = 3
 
-export interface Http2Request {
+export interface Http2Request extends WireRequest {
   session: ClientHttp2Session
-  method: string
-  url: URL
-  headers: Record<string, string>
-  body?: Uint8Array | string | Readable
-  /** The wait for the answer once nothing is being sent. */
-  timeoutMs: number
-  /** The longest gap in the body. */
-  bodyGapMs: number
-  /** Aborts the request and its body at any stage. */
-  signal?: AbortSignal
   /** Called when the request or its body times out: the connection may be dead. */
   onStall?: () => void
-}
-
-export interface Http2Answer {
-  status: number
-  headers: Record<string, string | string[] | undefined>
-  body: Readable
 }
 
 /**
@@ -107,7 +92,7 @@ export class Http2Sessions {
     session: ClientHttp2Session,
     request: Omit<Http2Request, 'session'>,
     stop?: AbortSignal
-  ): Promise<Http2Answer> {
+  ): Promise<Exchange> {
     const replayable = !(request.body instanceof Readable)
     for (let attempt = 1; ; attempt++) {
       const used = session
@@ -227,7 +212,7 @@ export class Http2Sessions {
  * One request on its session. The timeouts fail it as undici's headers and body timeouts do, with
  * the same errors, so that retries and messages are the same on either protocol.
  */
-export function requestH2(request: Http2Request): Promise<Http2Answer> {
+export function requestH2(request: Http2Request): Promise<Exchange> {
   const { session, method, url, headers, body, timeoutMs, bodyGapMs, signal, onStall } = request
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
@@ -294,7 +279,7 @@ export function requestH2(request: Http2Request): Promise<Http2Answer> {
         onStall,
         cutCode: 'ERR_HTTP2_STREAM_ERROR'
       })
-      const out: Http2Answer['headers'] = {}
+      const out: Exchange['headers'] = {}
       for (const [name, value] of Object.entries(received))
         if (!name.startsWith(':')) out[name] = value
       resolve({ status: Number(received[':status']), headers: out, body: answered })

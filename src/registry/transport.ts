@@ -21,6 +21,20 @@ export interface Exchange {
   body: Readable
 }
 
+/** One request as the protocol clients (http1.ts, http2.ts) send it. */
+export interface WireRequest {
+  method: string
+  url: URL
+  headers: Record<string, string>
+  body?: Body
+  /** Inactivity while sending, and the wait for the answer. */
+  timeoutMs: number
+  /** The longest gap in the body while its reader waits. */
+  bodyGapMs: number
+  /** Aborts the request and its body at any stage. */
+  signal?: AbortSignal
+}
+
 /** Error bodies are kept up to this size; the rest is discarded unread. */
 export const MAX_ERROR_BODY_BYTES = 64 * 1024
 
@@ -274,14 +288,7 @@ export class Transport {
   private async proxied(
     dispatcher: Dispatcher,
     proxy: Proxy,
-    r: {
-      method: Method
-      url: URL
-      headers: Record<string, string>
-      body?: Body
-      timeoutMs: number
-      signal?: AbortSignal
-    }
+    r: Omit<WireRequest, 'bodyGapMs'> & { method: Method }
   ): Promise<Exchange> {
     const { method, url } = r
     const res = await dispatcher.request({
