@@ -12,8 +12,9 @@ import {
   readPlanFile,
   readSetup,
   runMerges
-} from "./chunks/chunk-TVAHJRQA.js";
-import "./chunks/chunk-XIWSUFZL.js";
+} from "./chunks/chunk-JHLUQ72R.js";
+import "./chunks/chunk-25FPQGSP.js";
+import "./chunks/chunk-TXA32J6B.js";
 
 // src/version.ts
 var VERSION = "0.1.0";

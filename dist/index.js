@@ -10,8 +10,12 @@ import {
   outputsOf,
   readSetup,
   runMerges
-} from "./chunks/chunk-TVAHJRQA.js";
-import "./chunks/chunk-XIWSUFZL.js";
+} from "./chunks/chunk-JHLUQ72R.js";
+import {
+  init_crypto,
+  randomUUID
+} from "./chunks/chunk-25FPQGSP.js";
+import "./chunks/chunk-TXA32J6B.js";
 
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
@@ -88,7 +92,7 @@ function escapeProperty(s) {
 }
 
 // node_modules/@actions/core/lib/file-command.js
-import * as crypto from "crypto";
+init_crypto();
 import * as fs from "fs";
 import * as os2 from "os";
 function issueFileCommand(command, message) {
@@ -104,7 +108,7 @@ function issueFileCommand(command, message) {
   });
 }
 function prepareKeyValueMessage(key, value) {
-  const delimiter = `ghadelimiter_${crypto.randomUUID()}`;
+  const delimiter = `ghadelimiter_${randomUUID()}`;
   const convertedValue = toCommandValue(value);
   if (key.includes(delimiter)) {
     throw new Error(`Unexpected input: name should not contain the delimiter "${delimiter}"`);

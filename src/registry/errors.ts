@@ -125,7 +125,7 @@ export function isPolicyViolation(e: unknown): boolean {
 
 /**
  * The repository does not exist and the registry does not create it on push: ECR's
- * 404 NAME_UNKNOWN "The repository with name '…' does not exist in the registry with id '…'"
+ * 404 NAME_UNKNOWN "The repository with name '...' does not exist in the registry with id '...'"
  * (actions/starter-workflows#2647, regclient/regclient#869).
  */
 export function isRepositoryMissing(e: unknown): boolean {

@@ -12,7 +12,7 @@ import { ResponseBody } from './response-body.js'
 import { connectTimeout, headersTimeout, reasonOf } from './timeouts.js'
 import type { Exchange, WireRequest } from './transport.js'
 
-/** RST_STREAM codes (RFC 9113 §7). */
+/** RST_STREAM codes (RFC 9113, section 7). */
 const REFUSED_STREAM = 0x7
 const CANCEL = 0x8
 
@@ -25,7 +25,7 @@ const SESSION_WINDOW = 32 * 1024 * 1024
 /** An idle session closes after this long (undici's keepAliveTimeout here too). */
 const IDLE_MS = 30_000
 
-/** Headers HTTP/2 forbids (RFC 9113 §8.2.2); Node throws on them. */
+/** Headers HTTP/2 forbids (RFC 9113, section 8.2.2); Node throws on them. */
 const CONNECTION_HEADERS = new Set([
   'connection',
   'host',
@@ -85,7 +85,7 @@ export class Http2Sessions {
   /**
    * `requestH2` on `session`, the origin's. A request the registry did not process (a stream it
    * refused, or a session that went away before the stream started) goes again on a new
-   * connection, as RFC 9113 §8.7 allows, when its body can be sent again: servers end
+   * connection, as RFC 9113, section 8.7 allows, when its body can be sent again: servers end
    * connections after so many requests (nginx's keepalive_requests) and that is no failure.
    */
   async send(
