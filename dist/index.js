@@ -10,7 +10,7 @@ import {
   outputsOf,
   readSetup,
   runMerges
-} from "./chunks/chunk-JHLUQ72R.js";
+} from "./chunks/chunk-C2JIC2TG.js";
 import {
   init_crypto,
   randomUUID

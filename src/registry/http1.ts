@@ -105,7 +105,6 @@ export class Http1Pool {
         answered = new ResponseBody({
           stream: res,
           complete: () => res.complete,
-          // A body not read to its end leaves its connection unusable: it closes.
           // Node hands a connection back only once its answer was read to the end: one that
           // nobody reads to the end (even with every byte received) must close, or it is lost.
           cancel: () => {

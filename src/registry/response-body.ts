@@ -7,7 +7,10 @@ export interface BodySource {
   stream: Readable
   /** Whether the registry ended the body itself (not a connection closed under it). */
   complete(): boolean
-  /** Stops the registry sending what nobody will read; nothing once the body is complete. */
+  /**
+   * Called as the body is destroyed (dropped, failed, or read): stops what nobody will read, the
+   * stream (HTTP/2) or the connection (HTTP/1.1, unless the answer was read to its end).
+   */
   cancel(): void
   /** The longest the body may go without data while its reader waits. */
   gapMs: number
