@@ -12,7 +12,7 @@ import {
   readPlanFile,
   readSetup,
   runMerges
-} from "./chunks/chunk-C2JIC2TG.js";
+} from "./chunks/chunk-DYLDHBPT.js";
 import "./chunks/chunk-25FPQGSP.js";
 import "./chunks/chunk-TXA32J6B.js";
 

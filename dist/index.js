@@ -10,7 +10,7 @@ import {
   outputsOf,
   readSetup,
   runMerges
-} from "./chunks/chunk-C2JIC2TG.js";
+} from "./chunks/chunk-DYLDHBPT.js";
 import {
   init_crypto,
   randomUUID

@@ -4,7 +4,8 @@ import { createServer, type Server } from 'node:http'
 import {
   createServer as createNetServer,
   type AddressInfo,
-  type Server as NetServer
+  type Server as NetServer,
+  type Socket
 } from 'node:net'
 import { PassThrough, Readable } from 'node:stream'
 import { parseChallenges } from '../../src/registry/challenge.js'
@@ -224,6 +225,58 @@ describe('Transport', () => {
     }
   })
 
+  it('fails a streamed upload whose answer comes a byte at a time, and one shorter than its Content-Length', async () => {
+    const dripping = new Set<Socket>()
+    const port = await listen(
+      createNetServer((socket) => {
+        dripping.add(socket)
+        // Once the request is in, the answer's head trickles, a byte at a time, never whole.
+        socket.once('data', () => {
+          socket.write('HTTP/1.1 200 OK\r\nX-Slow: ')
+          const drip = setInterval(() => socket.write('X'), 50)
+          socket.on('close', () => clearInterval(drip))
+        })
+        socket.on('error', () => undefined)
+      })
+    )
+    const t = new Transport({
+      maxConcurrency: 1,
+      requestTimeoutMs: 300,
+      insecureHosts: new Set(),
+      env: {}
+    })
+    // Bounded, so that a regression fails here rather than hanging the run.
+    const settled = (p: Promise<unknown>): Promise<unknown> =>
+      Promise.race([
+        p.catch((e: unknown) => e),
+        new Promise((r) => setTimeout(() => r(new Error('neither answered nor failed')), 3000))
+      ])
+    try {
+      const url = new URL(`http://127.0.0.1:${port}/upload`)
+      const upload = (length: string): Promise<unknown> =>
+        settled(
+          t.exchange(
+            'PUT',
+            url,
+            { 'content-length': length },
+            Readable.from([Buffer.from('12345')]),
+            300
+          )
+        )
+      expect(describeFailure(await upload('5'))).toBe(
+        'UND_ERR_HEADERS_TIMEOUT (Headers Timeout Error)'
+      )
+      const short = await upload('10')
+      expect(describeFailure(short)).toBe(
+        'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH (the upload sent 5 bytes where its Content-Length said 10)'
+      )
+      expect(isTransientError(short)).toBe(true)
+    } finally {
+      dripping.forEach((s) => s.destroy())
+      await t.close()
+    }
+  })
+
   describe('connections left behind', () => {
     /** A server that counts its open connections. */
     const counted = async (
@@ -294,6 +347,26 @@ describe('Transport', () => {
       } finally {
         await t.close()
       }
+    })
+
+    it('lets an exchange in flight finish before close() returns', async () => {
+      let seen = 0
+      const srv = await counted((_req, res) => {
+        seen++
+        setTimeout(() => res.end('ok'), 200)
+      })
+      const t = small()
+      let status: number | undefined
+      const pending = t
+        .exchange('GET', new URL(`http://127.0.0.1:${srv.port}/slow`), {}, undefined, 1000)
+        .then((ex) => (status = ex.status))
+      await until(() => seen === 1)
+      await t.close()
+      // Another merge's request, as when one merge of a run failed: answered, not cut off.
+      expect(status).toBe(200)
+      await pending
+      await until(() => srv.open() === 0)
+      expect(srv.open()).toBe(0)
     })
 
     it('leaves no listener on the step signal for uploads that failed', async () => {

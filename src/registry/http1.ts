@@ -99,8 +99,16 @@ export class Http1Pool {
       req.setTimeout(timeoutMs, () => {
         if (!answered) fail(headersTimeout())
       })
+      // And once the request is sent, the whole answer's head within the timeout, as undici's
+      // headers timeout: a registry sending its headers a byte at a time is no less stalled.
+      let waiting: NodeJS.Timeout | undefined
+      req.once('finish', () => {
+        if (!answered) waiting = setTimeout(() => fail(headersTimeout()), timeoutMs)
+      })
+      req.once('close', () => clearTimeout(waiting))
       req.once('response', (res: IncomingMessage) => {
         response = res
+        clearTimeout(waiting)
         req.setTimeout(0)
         answered = new ResponseBody({
           stream: res,
@@ -122,6 +130,15 @@ export class Http1Pool {
         req.end(body)
         return
       }
+      // A source shorter than the Content-Length it was sent with would leave the registry
+      // waiting for the rest: the request fails at once, as undici's does.
+      const declared = Number(r.headers['content-length'] ?? NaN)
+      let sent = 0
+      body.on('data', (chunk: Uint8Array) => (sent += chunk.length))
+      body.once('end', () => {
+        if (!answered && !Number.isNaN(declared) && sent !== declared)
+          fail(lengthMismatch(sent, declared))
+      })
       body.once('error', (e) => fail(e))
       body.once('close', () => {
         if (body.readableEnded) return
@@ -140,14 +157,32 @@ export class Http1Pool {
   }
 
   /**
-   * Closes idle connections now; one still carrying an exchange gets a second to finish, as an
-   * HTTP/2 session does. (Idle connections are unref'd: they never hold the process open.)
+   * Closes idle connections now; exchanges still in flight (another merge's, when one failed)
+   * get a second to finish, as on an HTTP/2 session, and their connections close as they end.
    */
-  close(): void {
-    for (const sockets of Object.values(this.agent.freeSockets))
-      sockets?.forEach((s) => s.destroy())
-    const active = Object.values(this.agent.sockets).some((sockets) => sockets?.length)
-    if (active) setTimeout(() => this.agent.destroy(), 1000).unref()
+  async close(): Promise<void> {
+    const agent = this.agent
+    const count = (pool: Record<string, Socket[] | undefined>): number =>
+      Object.values(pool).reduce((n, sockets) => n + (sockets?.length ?? 0), 0)
+    for (const sockets of Object.values(agent.freeSockets)) sockets?.forEach((s) => s.destroy())
+    if (count(agent.sockets) === 0) return
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        agent.destroy()
+        resolve()
+      }, 1000)
+      const check = (): void => {
+        if (count(agent.sockets) > 0) return
+        clearTimeout(timer)
+        resolve()
+      }
+      agent.on('free', (socket: Socket) => {
+        socket.destroy()
+        setImmediate(check)
+      })
+      for (const sockets of Object.values(agent.sockets))
+        sockets?.forEach((s) => s.once('close', () => setImmediate(check)))
+    })
   }
 
   private connect(host: string, port: number, https: boolean): Socket {
@@ -195,4 +230,12 @@ function cutBeforeAnswer(): Error {
   return Object.assign(new Error('the registry closed the connection without an answer'), {
     code: 'ECONNRESET'
   })
+}
+
+/** A streamed upload that ended short of (or past) its Content-Length; transient, as undici's. */
+function lengthMismatch(sent: number, declared: number): Error {
+  return Object.assign(
+    new Error(`the upload sent ${sent} bytes where its Content-Length said ${declared}`),
+    { code: 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' }
+  )
 }

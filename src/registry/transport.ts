@@ -315,7 +315,7 @@ export class Transport {
   }
 
   async close(): Promise<void> {
-    for (const pool of this.pools.values()) pool.close()
+    await Promise.all([...this.pools.values()].map((pool) => pool.close()))
     const made = await Promise.all([...this.dispatchers.values()].map((d) => d.catch(() => null)))
     await Promise.all(made.filter((d) => d !== null).map((d) => d.close()))
     await this.h2?.close()
