@@ -12,7 +12,7 @@ import {
   readPlanFile,
   readSetup,
   runMerges
-} from "./chunks/chunk-DYLDHBPT.js";
+} from "./chunks/chunk-Y4OZ7EVT.js";
 import "./chunks/chunk-25FPQGSP.js";
 import "./chunks/chunk-TXA32J6B.js";
 

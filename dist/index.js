@@ -10,7 +10,7 @@ import {
   outputsOf,
   readSetup,
   runMerges
-} from "./chunks/chunk-DYLDHBPT.js";
+} from "./chunks/chunk-Y4OZ7EVT.js";
 import {
   init_crypto,
   randomUUID

@@ -2,11 +2,12 @@
 // errors and body guarantees as the HTTP/2 path. Node's parser is native code, where undici's is
 // WebAssembly compiled at every start (with undici's own code, about a third of start-up).
 import type { Agent as HttpAgent, ClientRequest, IncomingMessage } from 'node:http'
-import { connect as connectTcp, isIP, type Socket } from 'node:net'
+import { isIP, type Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
-import { http, tls } from './builtins.js'
+import { http } from './builtins.js'
+import { dialTcp, dialTls } from './dial.js'
 import { ResponseBody } from './response-body.js'
-import { connectTimeout, headersTimeout, reasonOf } from './timeouts.js'
+import { headersTimeout, reasonOf } from './timeouts.js'
 import type { Exchange, WireRequest } from './transport.js'
 
 /** An idle connection closes after this long (or sooner, when the server's Keep-Alive says so). */
@@ -186,35 +187,18 @@ export class Http1Pool {
   }
 
   private connect(host: string, port: number, https: boolean): Socket {
-    const timeout = this.opts.connectTimeoutMs
-    if (!https) {
-      return withTimeout(connectTcp({ host, port }), 'connect', timeout)
-    }
+    const timeoutMs = this.opts.connectTimeoutMs
+    if (!https) return dialTcp(host, port, timeoutMs)
     const origin = new URL(`https://${isIP(host) === 6 ? `[${host}]` : host}:${port}`).origin
     const spare = this.opts.takeSocket?.(origin)
     if (spare) return spare
     const key = `${host}:${port}`
-    const socket = tls().connect({
-      host,
-      port,
-      // SNI carries host names only (RFC 6066); Node warns when given an address.
-      servername: isIP(host) ? undefined : host,
-      ALPNProtocols: ['http/1.1'],
-      rejectUnauthorized: !this.opts.insecure,
-      session: this.tlsSessions.get(key)
-    })
-    socket.on('session', (session: Buffer) => this.tlsSessions.set(key, session))
-    return withTimeout(socket, 'secureConnect', timeout)
+    const alpn = ['http/1.1']
+    const session = this.tlsSessions.get(key)
+    const socket = dialTls({ host, port, alpn, insecure: this.opts.insecure, timeoutMs, session })
+    socket.on('session', (s: Buffer) => this.tlsSessions.set(key, s))
+    return socket
   }
-}
-
-/** Fails `socket` with a connect timeout unless `event` (connected) comes first. */
-function withTimeout<S extends Socket>(socket: S, event: string, ms: number): S {
-  const timer = setTimeout(() => socket.destroy(connectTimeout()), ms)
-  const clear = (): void => clearTimeout(timer)
-  socket.once(event, clear)
-  socket.once('close', clear)
-  return socket
 }
 
 /** Headers as undici gave them: a string, or an array for a header sent more than once. */

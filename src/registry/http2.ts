@@ -4,12 +4,12 @@
 // else is in flight on the connection, opens a connection per request while the first handshake
 // runs (nodejs/undici#4143), and a 100 MiB copy through it grew without bound in our trial.
 import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from 'node:http2'
-import { isIP } from 'node:net'
 import { Readable } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
-import { http2, tls } from './builtins.js'
+import { http2 } from './builtins.js'
+import { dialTls } from './dial.js'
 import { ResponseBody } from './response-body.js'
-import { connectTimeout, headersTimeout, reasonOf } from './timeouts.js'
+import { headersTimeout, reasonOf } from './timeouts.js'
 import type { Exchange, WireRequest } from './transport.js'
 
 /** RST_STREAM codes (RFC 9113, section 7). */
@@ -151,23 +151,16 @@ export class Http2Sessions {
   private open(url: URL): Promise<ClientHttp2Session | undefined> {
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
     return new Promise((resolve, reject) => {
-      const socket = tls().connect({
+      const socket = dialTls({
         host,
         port: Number(url.port || 443),
-        // SNI carries host names only (RFC 6066); Node warns when given an address.
-        servername: isIP(host) ? undefined : host,
-        ALPNProtocols: ['h2', 'http/1.1'],
-        rejectUnauthorized: !this.opts.insecure(url.host)
+        alpn: ['h2', 'http/1.1'],
+        insecure: this.opts.insecure(url.host),
+        timeoutMs: this.opts.requestTimeoutMs
       })
-      const timer = setTimeout(() => socket.destroy(connectTimeout()), this.opts.requestTimeoutMs)
-      const failed = (e: Error): void => {
-        clearTimeout(timer)
-        reject(e)
-      }
-      socket.once('error', failed)
+      socket.once('error', reject)
       socket.once('secureConnect', () => {
-        clearTimeout(timer)
-        socket.removeListener('error', failed)
+        socket.removeListener('error', reject)
         socket.setNoDelay(true)
         if (socket.alpnProtocol === 'h2') {
           resolve(this.start(url, socket))

@@ -197,8 +197,13 @@ export class Transport {
     new Set(secrets).forEach((s) => opts.onSecret?.(s))
   }
 
+  /** An HTTPS registry whose certificate is not verified (the user's `insecure-registries`). */
+  private insecure(url: URL): boolean {
+    return url.protocol === 'https:' && this.opts.insecureHosts.has(url.host)
+  }
+
   private http1(url: URL): Http1Pool {
-    const insecure = url.protocol === 'https:' && this.opts.insecureHosts.has(url.host)
+    const insecure = this.insecure(url)
     const key = `${url.protocol}${insecure ? ' insecure' : ''}`
     let pool = this.pools.get(key)
     if (!pool) {
@@ -217,7 +222,7 @@ export class Transport {
   }
 
   private viaProxy(proxy: Proxy, url: URL): Promise<ProxyAgent> {
-    const insecure = url.protocol === 'https:' && this.opts.insecureHosts.has(url.host)
+    const insecure = this.insecure(url)
     const key = `${proxy.from}${insecure ? ' insecure' : ''}`
     let dispatcher = this.dispatchers.get(key)
     if (!dispatcher) {
@@ -314,11 +319,17 @@ export class Transport {
     return { status: res.statusCode, headers: res.headers, body: res.body }
   }
 
+  /** Closes every connection; each kind may wait a second for exchanges in flight, together. */
   async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((pool) => pool.close()))
-    const made = await Promise.all([...this.dispatchers.values()].map((d) => d.catch(() => null)))
-    await Promise.all(made.filter((d) => d !== null).map((d) => d.close()))
-    await this.h2?.close()
+    const proxied = async (d: Promise<ProxyAgent>): Promise<void> => {
+      const made = await d.catch(() => undefined)
+      await made?.close()
+    }
+    await Promise.all([
+      ...[...this.pools.values()].map((pool) => pool.close()),
+      ...[...this.dispatchers.values()].map(proxied),
+      this.h2?.close()
+    ])
   }
 }
 
