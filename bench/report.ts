@@ -108,7 +108,7 @@ export function report(
 
   lines.push('', '#### Startup', '', '| measure | value |', '| --- | ---: |')
   lines.push(
-    `| dist/index.js size, with the ${bundle.chunks} chunk(s) it imports | ${(bundle.bytes / 1024).toFixed(0)} KiB (${bundle.bytes} bytes) |`
+    `| dist/index.js size, with the ${bundle.chunks} file(s) it requires as it loads | ${(bundle.bytes / 1024).toFixed(0)} KiB (${bundle.bytes} bytes) |`
   )
   if (startup) {
     lines.push(

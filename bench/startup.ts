@@ -13,14 +13,14 @@ import { EXTRA_INPUTS, STARTUP_RUNS } from './settings.js'
 
 export interface BundleSize {
   bytes: number
-  /** The chunks (dist/chunks/) the entry imports statically, counted in `bytes`. */
+  /** The files (dist/chunks/) the entry requires as it loads, counted in `bytes`. */
   chunks: number
 }
 
 /**
- * The size of a bundle entry and of every chunk it imports statically, as node loads them at
- * startup (the bundle splits code shared by dist/index.js and dist/cli.js into dist/chunks/;
- * chunks only loaded by a dynamic import(), such as the YAML parser, are not counted).
+ * The size of a bundle entry and of every file it requires as it loads (a require("./...") at
+ * the top level of the CommonJS bundle), as node reads them at startup. What is required inside
+ * a function, on first use, is not counted: undici (proxies) and the YAML parser (plans).
  */
 export async function bundleSize(entry: string): Promise<BundleSize> {
   const seen = new Set<string>()
@@ -30,8 +30,8 @@ export async function bundleSize(entry: string): Promise<BundleSize> {
     seen.add(file)
     const text = await readFile(file, 'utf8')
     bytes += Buffer.byteLength(text)
-    const statics = /(?:^|\n)\s*(?:import|export)\s*(?:[^'";]*?\sfrom\s*)?["'](\.\.?\/[^"']+)["']/g
-    for (const m of text.matchAll(statics)) await visit(path.resolve(path.dirname(file), m[1]))
+    const topLevel = /^\S[^\n]*\brequire\("(\.\.?\/[^"]+)"\)/gm
+    for (const m of text.matchAll(topLevel)) await visit(path.resolve(path.dirname(file), m[1]))
   }
   await visit(path.resolve(entry))
   return { bytes, chunks: seen.size - 1 }

@@ -1,10 +1,12 @@
-// Bundles src/index.ts into dist/index.js (ESM) for runs.using: node24, and src/cli.ts into
-// dist/cli.js (package.json bin); what they share, and what only a plan loads, in dist/chunks/.
-// The createRequire banner lets CJS dependencies call require() for Node built-ins inside an ESM bundle.
+// Bundles src/index.ts into dist/index.js for runs.using: node24, and src/cli.ts into dist/cli.js
+// (package.json bin), as CommonJS: an ES module entry costs Node its ESM loader (resolve, link,
+// a facade per built-in module) before the first line runs, 4-10 ms of every start. Each entry is
+// one file; what only some runs need is a file of its own in dist/chunks/, loaded with require()
+// on first use: undici (requests through a proxy) and the YAML parser (release plans).
 import { build } from 'esbuild'
-import { readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 
 // Anything that still imports undici gets ours, so that one copy ships.
 const undici = dirname(createRequire(import.meta.url).resolve('undici/package.json'))
@@ -16,6 +18,30 @@ const stubHttpClient = {
     b.onResolve({ filter: /^@actions\/http-client(\/|$)/ }, () => ({
       path: resolve('scripts/stubs/actions-http-client.mjs')
     }))
+  }
+}
+
+/**
+ * The toolkit's modules are side-effect free as far as the bundle is concerned, so that what the
+ * action does not use is left out: @actions/core's summary and @actions/io read fs.promises at
+ * load (its module graph is ~2 ms of start-up), for a summary we write ourselves and an exec we
+ * never run. (Their package.json files do not say "sideEffects": false themselves.)
+ */
+const toolkitPure = {
+  name: 'toolkit-pure',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, async (args) => {
+      if (args.pluginData === 'toolkit-pure') return undefined
+      const fromToolkit = /[\\/]node_modules[\\/]@actions[\\/]/.test(args.importer)
+      if (!fromToolkit && !args.path.startsWith('@actions/')) return undefined
+      const { path, external, namespace, errors } = await b.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: 'toolkit-pure'
+      })
+      return errors.length > 0 ? { errors } : { path, external, namespace, sideEffects: false }
+    })
   }
 }
 
@@ -44,29 +70,53 @@ const lazyCrypto = {
   }
 }
 
-// Chunk names carry a hash: chunks of an earlier bundle must not linger.
-rmSync('dist', { recursive: true, force: true })
+/**
+ * The lazily loaded parts stay out of the entries: transport.ts's import('./undici.js') and
+ * release-plan.ts's import('yaml') become require('./chunks/....js'), built below. Nothing else
+ * may import them: a module in two files would be two modules (two classes for instanceof).
+ */
+const lazyChunks = {
+  name: 'lazy-chunks',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/undici\.js$/ }, (args) =>
+      args.importer.endsWith(join('src', 'registry', 'transport.ts'))
+        ? { path: './chunks/undici.js', external: true }
+        : undefined
+    )
+    b.onResolve({ filter: /^yaml$/ }, (args) =>
+      args.importer.endsWith(join('src', 'release-plan.ts'))
+        ? { path: './chunks/yaml.js', external: true }
+        : undefined
+    )
+  }
+}
 
-const result = await build({
-  entryPoints: ['src/index.ts', 'src/cli.ts'],
-  outdir: 'dist',
-  splitting: true,
-  chunkNames: 'chunks/[name]-[hash]',
+rmSync('dist', { recursive: true, force: true })
+mkdirSync('dist')
+
+const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
-  format: 'esm',
+  format: 'cjs',
+  // import() of a chunk becomes require(): the ESM loader is never needed.
+  supported: { 'dynamic-import': false },
   legalComments: 'none',
   minify: false,
   sourcemap: false,
   logLevel: 'warning',
   alias: { undici },
-  plugins: [stubHttpClient, lazyCrypto],
-  banner: {
-    js: "import { createRequire as __mmCreateRequire } from 'node:module'; const require = __mmCreateRequire(import.meta.url);"
-  }
-})
-if (result.warnings.length > 0) {
+  plugins: [lazyChunks, toolkitPure, stubHttpClient, lazyCrypto]
+}
+const results = await Promise.all([
+  build({ ...common, entryPoints: ['src/index.ts'], outfile: 'dist/index.js' }),
+  build({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js' }),
+  build({ ...common, entryPoints: ['src/registry/undici.ts'], outfile: 'dist/chunks/undici.js' }),
+  build({ ...common, entryPoints: ['yaml'], outfile: 'dist/chunks/yaml.js' })
+])
+// package.json says "type": "module" for src; dist's .js files are CommonJS.
+writeFileSync('dist/package.json', '{ "type": "commonjs" }\n')
+if (results.some((r) => r.warnings.length > 0)) {
   console.error('bundle: esbuild warned; fix the warnings above')
   process.exit(1)
 }

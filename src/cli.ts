@@ -2,7 +2,7 @@
 // The command line's entry point: `multiarch-merge` (package.json bin).
 import { runCli } from './cli/main.js'
 
-process.exitCode = await runCli(process.argv.slice(2), {
+void runCli(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
   env: process.env,
@@ -11,4 +11,6 @@ process.exitCode = await runCli(process.argv.slice(2), {
     for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
     return Buffer.concat(chunks).toString('utf8')
   }
+}).then((code) => {
+  process.exitCode = code
 })

@@ -1,4 +1,4 @@
-// The action's entry point, as runners call it.
+// The action's entry point, as runners call it. run() reports its own failures (never rejects).
 import { run } from './main.js'
 
-await run()
+void run()

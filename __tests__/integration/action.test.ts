@@ -72,7 +72,7 @@ describe('node dist/index.js', () => {
     }
   })
 
-  it('talks to a plain-HTTP registry without loading TLS, HTTP/2 or undici', async () => {
+  it('talks to a plain-HTTP registry without loading TLS, HTTP/2, undici or fs.promises', async () => {
     const amd = await pushImage(a, 'e2e/lean', { arch: 'amd64', seed: 'l1' })
     const arm = await pushImage(a, 'e2e/lean', { arch: 'arm64', seed: 'l1' })
     const dir = await mkdtemp(join(tmpdir(), 'lean-'))
@@ -97,8 +97,17 @@ describe('node dist/index.js', () => {
       expect(loaded).toContain('NativeModule http')
       // tls and http2 are for HTTPS registries; assert is the first thing undici (proxies
       // only) requires, v8 is what loading it tunes, and Node's own undici is what an ESM
-      // import of node:http would pull in.
-      const unwanted = ['tls', 'http2', 'assert', 'v8', 'internal/deps/undici/undici']
+      // import of node:http would pull in. fs.promises (with readline and fs watchers) is what
+      // @actions/core's summary read at load, and the block list is for NO_PROXY ranges.
+      const unwanted = [
+        'tls',
+        'http2',
+        'assert',
+        'v8',
+        'internal/deps/undici/undici',
+        'internal/fs/promises',
+        'internal/blocklist'
+      ]
       expect(loaded.filter((m) => unwanted.some((u) => m === `NativeModule ${u}`))).toEqual([])
     } finally {
       await rm(dir, { recursive: true, force: true })
