@@ -5187,16 +5187,42 @@ function envName(input) {
   return input.toUpperCase().replace(/-/g, "_");
 }
 
+// src/util/run-to-end.ts
+function runToEnd(main, onUnfinished) {
+  let settled = false;
+  const onExit = () => {
+    if (!settled) onUnfinished();
+  };
+  process.once("exit", onExit);
+  void main().then(
+    () => {
+      settled = true;
+    },
+    (e) => {
+      settled = true;
+      throw e;
+    }
+  );
+}
+
 // src/cli.ts
-void runCli(process.argv.slice(2), {
-  stdout: process.stdout,
-  stderr: process.stderr,
-  env: process.env,
-  readStdin: async () => {
-    const chunks = [];
-    for await (const chunk of process.stdin) chunks.push(chunk);
-    return Buffer.concat(chunks).toString("utf8");
+runToEnd(
+  async () => {
+    process.exitCode = await runCli(process.argv.slice(2), {
+      stdout: process.stdout,
+      stderr: process.stderr,
+      env: process.env,
+      readStdin: async () => {
+        const chunks = [];
+        for await (const chunk of process.stdin) chunks.push(chunk);
+        return Buffer.concat(chunks).toString("utf8");
+      }
+    });
+  },
+  () => {
+    process.stderr.write(
+      "multiarch-merge: the run stopped before it finished, with nothing left to wait for (a bug)\n"
+    );
+    process.exitCode = EXIT.failed;
   }
-}).then((code) => {
-  process.exitCode = code;
-});
+);

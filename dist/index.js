@@ -222,9 +222,6 @@ function group(name, fn) {
   });
 }
 
-// src/main.ts
-var import_node_fs5 = require("node:fs");
-
 // src/core/inert.ts
 var CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
 function escape(c) {
@@ -254,6 +251,9 @@ var actionLog = {
   fail: (m) => setFailed(inert(m)),
   group: (name, fn) => group(inert(name), fn)
 };
+
+// src/main.ts
+var import_node_fs5 = require("node:fs");
 
 // src/inputs.ts
 var import_node_fs = require("node:fs");
@@ -5109,5 +5109,26 @@ async function run2() {
   }
 }
 
+// src/util/run-to-end.ts
+function runToEnd(main, onUnfinished) {
+  let settled = false;
+  const onExit = () => {
+    if (!settled) onUnfinished();
+  };
+  process.once("exit", onExit);
+  void main().then(
+    () => {
+      settled = true;
+    },
+    (e) => {
+      settled = true;
+      throw e;
+    }
+  );
+}
+
 // src/index.ts
-void run2();
+runToEnd(
+  run2,
+  () => actionLog.fail("the run stopped before it finished, with nothing left to wait for (a bug)")
+);

@@ -1,4 +1,8 @@
-// The action's entry point, as runners call it. run() reports its own failures (never rejects).
+// The action's entry point, as runners call it.
+import { actionLog } from './action-log.js'
 import { run } from './main.js'
+import { runToEnd } from './util/run-to-end.js'
 
-void run()
+runToEnd(run, () =>
+  actionLog.fail('the run stopped before it finished, with nothing left to wait for (a bug)')
+)

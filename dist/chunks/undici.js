@@ -5,14 +5,6 @@ var __getOwnPropDesc = Object.getOwnPropertyDescriptor;
 var __getOwnPropNames = Object.getOwnPropertyNames;
 var __getProtoOf = Object.getPrototypeOf;
 var __hasOwnProp = Object.prototype.hasOwnProperty;
-var __esm = (fn, res, err) => function __init() {
-  if (err) throw err[0];
-  try {
-    return fn && (res = (0, fn[__getOwnPropNames(fn)[0]])(fn = 0)), res;
-  } catch (e) {
-    throw err = [e], e;
-  }
-};
 var __commonJS = (cb, mod) => function __require() {
   try {
     return mod || (0, cb[__getOwnPropNames(cb)[0]])((mod = { exports: {} }).exports, mod), mod.exports;
@@ -4613,28 +4605,13 @@ var require_data_url = __commonJS({
   }
 });
 
-// lazy:crypto
-var crypto_exports = {};
-__export(crypto_exports, {
-  createHash: () => createHash,
-  randomUUID: () => randomUUID
-});
-var loaded, crypto, createHash, randomUUID;
-var init_crypto = __esm({
-  "lazy:crypto"() {
-    crypto = () => loaded ??= require("node:crypto");
-    createHash = (...a) => crypto().createHash(...a);
-    randomUUID = (...a) => crypto().randomUUID(...a);
-  }
-});
-
 // node_modules/undici/lib/util/runtime-features.js
 var require_runtime_features = __commonJS({
   "node_modules/undici/lib/util/runtime-features.js"(exports2, module2) {
     "use strict";
     var lazyLoaders = {
       __proto__: null,
-      "node:crypto": () => (init_crypto(), __toCommonJS(crypto_exports)),
+      "node:crypto": () => require("node:crypto"),
       "node:sqlite": () => require("node:sqlite"),
       "node:worker_threads": () => require("node:worker_threads"),
       "node:zlib": () => require("node:zlib")
@@ -6632,7 +6609,7 @@ var require_body = __commonJS({
     var { parseJSONFromBytes } = require_infra();
     var { utf8DecodeBytes } = require_encoding();
     var { runtimeFeatures } = require_runtime_features();
-    var random = runtimeFeatures.has("crypto") ? (init_crypto(), __toCommonJS(crypto_exports)).randomInt : (max) => Math.floor(Math.random() * max);
+    var random = runtimeFeatures.has("crypto") ? require("node:crypto").randomInt : (max) => Math.floor(Math.random() * max);
     var textEncoder = new TextEncoder();
     function noop() {
     }
