@@ -5053,27 +5053,31 @@ async function runMerges(setup, hooks, start = Date.now()) {
 
 // src/summary.ts
 var import_node_os2 = require("node:os");
-var HEADERS = ["platform", "digest", "size", "source", "attestations"];
-function renderSummary(results, dryRun, fromPlan) {
+var SUMMARY_HEADERS = ["platform", "digest", "size", "source", "attestations"];
+function summaryRows(r) {
+  return r.children.map(
+    (c) => [
+      c.kind === "image" ? formatPlatformFull(c.descriptor.platform) : `attestation of ${c.subject?.slice(7, 19) ?? "?"}`,
+      c.descriptor.digest,
+      String(c.descriptor.size),
+      c.sourceInput,
+      c.kind === "image" ? r.attestations[c.descriptor.digest] ?? "none" : ""
+    ].map((cell, i) => i === 1 ? `<code>${escapeHtml(cell)}</code>` : escapeHtml(cell))
+  );
+}
+function summaryHeading(r, i, dryRun, fromPlan) {
   const title = dryRun ? "multiarch-merge (dry run)" : "multiarch-merge";
+  return fromPlan ? `${title}: image ${i + 1} (${escapeHtml(r.tags[0]?.ref ?? "")})` : title;
+}
+function renderSummary(results, dryRun, fromPlan) {
   let html = "";
   for (const [i, r] of results.entries()) {
-    const rows = r.children.map(
-      (c) => [
-        c.kind === "image" ? formatPlatformFull(c.descriptor.platform) : `attestation of ${c.subject?.slice(7, 19) ?? "?"}`,
-        c.descriptor.digest,
-        String(c.descriptor.size),
-        c.sourceInput,
-        c.kind === "image" ? r.attestations[c.descriptor.digest] ?? "none" : ""
-      ].map((cell, i2) => i2 === 1 ? `<code>${escapeHtml(cell)}</code>` : escapeHtml(cell))
-    );
-    const heading = fromPlan ? `${title}: image ${i + 1} (${escapeHtml(r.tags[0]?.ref ?? "")})` : title;
     const table = [
-      HEADERS.map((h) => `<th>${h}</th>`),
-      ...rows.map((cells) => cells.map((cell) => `<td>${cell}</td>`))
+      SUMMARY_HEADERS.map((h) => `<th>${h}</th>`),
+      ...summaryRows(r).map((cells) => cells.map((cell) => `<td>${cell}</td>`))
     ].map((cells) => `<tr>${cells.join("")}</tr>`).join("");
     const items = r.tags.map((t) => `<li>${escapeHtml(`${t.ref}: ${t.outcome}`)}</li>`).join("");
-    html += `<h3>${heading}</h3>${import_node_os2.EOL}`;
+    html += `<h3>${summaryHeading(r, i, dryRun, fromPlan)}</h3>${import_node_os2.EOL}`;
     html += `Index <code>${escapeHtml(r.index.digest)}</code> (${escapeHtml(r.index.mediaType)})${import_node_os2.EOL}`;
     html += `<table>${table}</table>${import_node_os2.EOL}<ul>${items}</ul>${import_node_os2.EOL}`;
   }

@@ -3,9 +3,8 @@ import { describe, expect, it } from '@jest/globals'
 import { summary } from '@actions/core'
 import type { Child } from '../../src/core/children.js'
 import { escapeHtml } from '../../src/core/inert.js'
-import { formatPlatformFull, type Platform } from '../../src/core/platform.js'
 import type { MergeResult } from '../../src/merge.js'
-import { renderSummary } from '../../src/summary.js'
+import { renderSummary, SUMMARY_HEADERS, summaryHeading, summaryRows } from '../../src/summary.js'
 
 const IMAGE = `sha256:${'a'.repeat(64)}`
 const ATTESTATION = `sha256:${'b'.repeat(64)}`
@@ -57,38 +56,20 @@ function result(tag: string, source: string): MergeResult {
   }
 }
 
-/** The summary as @actions/core renders it (what the action wrote before it had its own). */
+/**
+ * The same rows and headings laid out by @actions/core's summary (what the action used before it
+ * rendered its own): the HTML around the cells must be the same.
+ */
 function toolkitSummary(results: MergeResult[], dryRun: boolean, fromPlan: boolean): string {
-  const title = dryRun ? 'multiarch-merge (dry run)' : 'multiarch-merge'
   summary.emptyBuffer()
   for (const [i, r] of results.entries()) {
-    const rows = r.children.map((c) =>
-      [
-        c.kind === 'image'
-          ? formatPlatformFull(c.descriptor.platform as Platform)
-          : `attestation of ${c.subject?.slice(7, 19) ?? '?'}`,
-        c.descriptor.digest,
-        String(c.descriptor.size),
-        c.sourceInput,
-        c.kind === 'image' ? (r.attestations[c.descriptor.digest] ?? 'none') : ''
-      ].map((cell, i) => (i === 1 ? `<code>${escapeHtml(cell)}</code>` : escapeHtml(cell)))
-    )
     summary
-      .addHeading(
-        fromPlan ? `${title}: image ${i + 1} (${escapeHtml(r.tags[0]?.ref ?? '')})` : title,
-        3
-      )
+      .addHeading(summaryHeading(r, i, dryRun, fromPlan), 3)
       .addRaw(
         `Index <code>${escapeHtml(r.index.digest)}</code> (${escapeHtml(r.index.mediaType)})`,
         true
       )
-      .addTable([
-        ['platform', 'digest', 'size', 'source', 'attestations'].map((data) => ({
-          data,
-          header: true
-        })),
-        ...rows
-      ])
+      .addTable([SUMMARY_HEADERS.map((data) => ({ data, header: true })), ...summaryRows(r)])
       .addList(r.tags.map((t) => escapeHtml(`${t.ref}: ${t.outcome}`)))
   }
   const html = summary.stringify()
