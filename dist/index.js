@@ -1965,9 +1965,6 @@ var Http1Pool = class {
       const onAbort = () => fail2(reasonOf(signal));
       signal?.addEventListener("abort", onAbort, { once: true });
       req.on("error", (e) => fail2(e.message === "socket hang up" ? cutBeforeAnswer() : e));
-      req.once("close", () => {
-        if (!answered2) fail2(cutBeforeAnswer());
-      });
       req.setTimeout(timeoutMs, () => {
         if (!answered2) fail2(headersTimeout());
       });
@@ -1975,7 +1972,10 @@ var Http1Pool = class {
       req.once("finish", () => {
         if (!answered2) waiting = setTimeout(() => fail2(headersTimeout()), timeoutMs);
       });
-      req.once("close", () => clearTimeout(waiting));
+      req.once("close", () => {
+        clearTimeout(waiting);
+        if (!answered2) fail2(cutBeforeAnswer());
+      });
       req.once("response", (res) => {
         response = res;
         clearTimeout(waiting);

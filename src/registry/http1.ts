@@ -93,9 +93,6 @@ export class Http1Pool {
       signal?.addEventListener('abort', onAbort, { once: true })
       // Node's "socket hang up" is the registry closing the connection before any answer.
       req.on('error', (e: Error) => fail(e.message === 'socket hang up' ? cutBeforeAnswer() : e))
-      req.once('close', () => {
-        if (!answered) fail(cutBeforeAnswer())
-      })
       // Inactivity while sending or waiting for the answer; the body has its own gap timer.
       req.setTimeout(timeoutMs, () => {
         if (!answered) fail(headersTimeout())
@@ -106,7 +103,10 @@ export class Http1Pool {
       req.once('finish', () => {
         if (!answered) waiting = setTimeout(() => fail(headersTimeout()), timeoutMs)
       })
-      req.once('close', () => clearTimeout(waiting))
+      req.once('close', () => {
+        clearTimeout(waiting)
+        if (!answered) fail(cutBeforeAnswer())
+      })
       req.once('response', (res: IncomingMessage) => {
         response = res
         clearTimeout(waiting)
